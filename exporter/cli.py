@@ -1,0 +1,204 @@
+"""Command line: parse flags, load the configuration, wire the parts together and run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from exporter import __version__
+from exporter.collector import ExporterMetrics, MetricsRenderer
+from exporter.config import Config, ConfigError, PollSettings, Target, load_config
+from exporter.logs import LEVELS, setup_logging
+from exporter.poller import TargetPoller
+from exporter.scheduling import PollScheduler
+from exporter.signing import Credentials
+from exporter.simulator import (
+    DEMO_ACCESS_KEY_ID,
+    DEMO_ACCESS_KEY_SECRET,
+    ApiSimulator,
+    demo_workload,
+)
+from exporter.snapshot import SnapshotStore
+from exporter.web import ExporterHTTPServer, parse_listen_address
+
+log = logging.getLogger("exporter")
+
+DEFAULT_LISTEN_ADDRESS = ":10181"
+EXIT_USAGE = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="maxcompute-exporter",
+        description="Prometheus exporter for Alibaba Cloud MaxCompute running jobs.",
+    )
+    parser.add_argument("--config", metavar="FILE", help="YAML configuration file")
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        default=DEFAULT_LISTEN_ADDRESS,
+        help=f"address to serve metrics on (default {DEFAULT_LISTEN_ADDRESS})",
+    )
+    parser.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        default="/metrics",
+        help="path under which to expose metrics (default /metrics)",
+    )
+    parser.add_argument(
+        "--log.level", dest="log_level", default="info", choices=sorted(LEVELS), help="log level"
+    )
+    parser.add_argument(
+        "--log.format", dest="log_format", default="logfmt", choices=("logfmt", "json")
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument(
+        "--once", action="store_true", help="poll every target once, print the metrics, exit"
+    )
+    parser.add_argument(
+        "--check-config", action="store_true", help="validate the configuration and exit"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="run against a bundled API simulator with generated jobs (no cloud account needed)",
+    )
+    return parser
+
+
+def demo_config(endpoint: str) -> Config:
+    target = Target(
+        region="cn-hangzhou",
+        endpoint=endpoint,
+        credentials=Credentials(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET),
+    )
+    return Config(targets=(target,), poll=PollSettings(interval=15.0, window=86400.0))
+
+
+class Exporter:
+    """The running parts for one configuration: store, metrics, one poller per target."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.store = SnapshotStore(config.targets)
+        self.metrics = ExporterMetrics(
+            self.store, config.targets, config.constant_label_names, config.poll.interval
+        )
+        self.renderer = MetricsRenderer(self.store, self.metrics)
+        self.pollers = [
+            TargetPoller(target, config.poll, self.store, self.metrics) for target in config.targets
+        ]
+
+    async def aclose(self) -> None:
+        for poller in self.pollers:
+            await poller.aclose()
+
+
+async def run_once(config: Config) -> int:
+    exporter = Exporter(config)
+    try:
+        results = await asyncio.gather(*(poller.poll() for poller in exporter.pollers))
+    finally:
+        await exporter.aclose()
+    sys.stdout.write(exporter.renderer.render().decode())
+    return 0 if all(results) else 1
+
+
+async def serve(config: Config, server: ExporterHTTPServer, exporter: Exporter) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    scheduler = PollScheduler(exporter.pollers, config.poll.interval)
+    scheduler.start()
+    await stop.wait()
+    log.info("shutting down")
+    scheduler.shutdown()
+    current = asyncio.current_task()
+    in_flight = [task for task in asyncio.all_tasks() if task is not current]
+    for task in in_flight:
+        task.cancel()
+    await asyncio.gather(*in_flight, return_exceptions=True)
+    await exporter.aclose()
+    server.shutdown()
+    server.server_close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    args = build_parser().parse_args(argv)
+    if args.version:
+        print(f"maxcompute-exporter {__version__}")
+        sys.exit(0)
+    setup_logging(args.log_level, args.log_format)
+    if not args.telemetry_path.startswith("/") or args.telemetry_path in (
+        "/",
+        "/healthz",
+        "/ready",
+    ):
+        fail(EXIT_USAGE, "--web.telemetry-path: expected a path like /metrics")
+    try:
+        listen = parse_listen_address(args.listen_address)
+    except ValueError as error:
+        fail(EXIT_USAGE, str(error))
+
+    simulator = None
+    if args.demo:
+        if args.config:
+            fail(EXIT_USAGE, "--demo: runs its own simulator and configuration; drop --config")
+        simulator = ApiSimulator(demo_workload()).start()
+        config = demo_config(simulator.url)
+        log.info("demo mode: polling the bundled simulator", extra={"endpoint": simulator.url})
+    elif not args.config:
+        fail(EXIT_USAGE, "--config: expected a YAML file (or --demo to try the exporter)")
+    else:
+        try:
+            config = load_config(args.config)
+        except ConfigError as error:
+            fail(EXIT_USAGE, f"config error: {error}")
+    if args.check_config:
+        print(f"configuration OK: {len(config.targets)} target(s)")
+        sys.exit(0)
+    if args.once:
+        sys.exit(asyncio.run(run_once(config)))
+
+    exporter = Exporter(config)
+    try:
+        server = ExporterHTTPServer(
+            listen, exporter.renderer.render, lambda: exporter.store.ready, args.telemetry_path
+        )
+    except OSError as error:
+        fail(1, f"--web.listen-address: cannot listen on {args.listen_address}: {error.strerror}")
+    server.serve_in_thread()
+    log.info(
+        "listening",
+        extra={
+            "address": args.listen_address,
+            "telemetry_path": args.telemetry_path,
+            "targets": ",".join(t.name for t in config.targets),
+            "interval_seconds": config.poll.interval,
+        },
+    )
+    code = asyncio.run(serve(config, server, exporter))
+    if simulator is not None:
+        with contextlib.suppress(Exception):
+            simulator.stop()
+    sys.exit(code)
+
+
+def fail(code: int, message: str) -> NoReturn:
+    print(f"maxcompute-exporter: {message}", file=sys.stderr)
+    sys.exit(code)

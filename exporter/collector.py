@@ -1,0 +1,253 @@
+"""Prometheus metrics: job aggregates from the snapshot, and the exporter's own health.
+
+Job metrics, one family per aggregate, labelled by region, quota, project and the target's
+constant labels, for example::
+
+    # HELP maxcompute_running_jobs Running jobs (from a background poll ... every 60s).
+    # TYPE maxcompute_running_jobs gauge
+    maxcompute_running_jobs{account="prod",project="etl",quota="my_quota",region="cn-hangzhou"} 3.0
+
+The job part of the exposition only changes when a poll publishes, so ``MetricsRenderer``
+renders it once per change and serves those bytes; the small self-metrics are rendered per scrape.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter import __version__
+from exporter.aggregation import GroupAggregate
+from exporter.client import REASONS
+from exporter.config import Target
+from exporter.snapshot import SnapshotStore
+
+POLL_DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+
+
+def target_label_values(target: Target, label_names: tuple[str, ...]) -> list[str]:
+    """``region`` then the constant labels in ``label_names`` order ('' where not set)."""
+    labels = dict(target.labels)
+    return [target.region, *(labels.get(name, "") for name in label_names)]
+
+
+@dataclass(frozen=True, slots=True)
+class JobMetric:
+    name: str
+    help: str
+    value: Callable[[GroupAggregate], float | None]
+
+
+JOB_METRICS = (
+    JobMetric("maxcompute_running_jobs", "Running jobs", lambda g: g.running_jobs),
+    JobMetric(
+        "maxcompute_running_jobs_cu_ratio",
+        "Sum of the running jobs' cuSnapshot, their share of the quota's CUs (0..1 per quota)",
+        lambda g: g.cu_ratio,
+    ),
+    JobMetric(
+        "maxcompute_running_jobs_memory_ratio",
+        "Sum of the running jobs' memorySnapshot, their share of the quota's memory",
+        lambda g: g.memory_ratio,
+    ),
+    JobMetric(
+        "maxcompute_running_jobs_progress_ratio",
+        "Mean progress of the running jobs, 0..1 (out-of-range values clamped)",
+        lambda g: g.progress_ratio,
+    ),
+    JobMetric(
+        "maxcompute_running_jobs_oldest_start_timestamp_seconds",
+        "Earliest runningAtTime among the running jobs, Unix seconds",
+        lambda g: g.oldest_start_seconds,
+    ),
+    JobMetric(
+        "maxcompute_running_jobs_max_queue_seconds",
+        "Longest wait from submission to start among the running jobs",
+        lambda g: g.max_queue_seconds,
+    ),
+    JobMetric(
+        "maxcompute_running_jobs_zero_progress",
+        "Running jobs whose progress is 0",
+        lambda g: g.zero_progress_jobs,
+    ),
+    JobMetric(
+        "maxcompute_running_jobs_zero_progress_oldest_start_timestamp_seconds",
+        "Earliest runningAtTime among the running jobs at progress 0, Unix seconds",
+        lambda g: g.zero_progress_oldest_start_seconds,
+    ),
+)
+
+
+class JobMetricsCollector(Collector):
+    """Job aggregates of every target's current snapshot; a vanished group vanishes here too."""
+
+    def __init__(self, store: SnapshotStore, label_names: tuple[str, ...], interval: float):
+        self._store = store
+        self._label_names = label_names
+        self._labels = ["region", *label_names, "quota", "project"]
+        self._suffix = f" (from a background poll of GetRunningJobs every {interval:g}s)."
+
+    def _families(self) -> list[GaugeMetricFamily]:
+        return [
+            GaugeMetricFamily(metric.name, metric.help + self._suffix, labels=self._labels)
+            for metric in JOB_METRICS
+        ]
+
+    def describe(self) -> Iterator[Metric]:
+        # Registering must never trigger a collection (and so never wait on the API).
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        families = self._families()
+        for status in self._store.statuses():
+            if status.snapshot is None:
+                continue
+            target_values = target_label_values(status.target, self._label_names)
+            for key, group in status.snapshot.groups.items():
+                labels = [*target_values, key.quota, key.project]
+                for metric, family in zip(JOB_METRICS, families, strict=True):
+                    value = metric.value(group)
+                    if value is not None:
+                        family.add_metric(labels, value)
+        return iter(families)
+
+
+class TargetStatusCollector(Collector):
+    """``maxcompute_up``, the last-success timestamp and build info, read from the store."""
+
+    def __init__(self, store: SnapshotStore, label_names: tuple[str, ...], interval: float):
+        self._store = store
+        self._label_names = label_names
+        self._labels = ["region", *label_names]
+        self._interval = interval
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "maxcompute_up",
+                f"1 if the last poll of GetRunningJobs (every {self._interval:g}s) succeeded, "
+                "else 0.",
+                labels=self._labels,
+            ),
+            GaugeMetricFamily(
+                "maxcompute_exporter_last_success_timestamp_seconds",
+                "When the last successful poll ended, Unix seconds.",
+                labels=self._labels,
+            ),
+            GaugeMetricFamily(
+                "maxcompute_exporter_build_info",
+                "Build information of the exporter; constant 1.",
+                labels=["version"],
+            ),
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        up, last_success, build_info = self._families()
+        for status in self._store.statuses():
+            values = target_label_values(status.target, self._label_names)
+            up.add_metric(values, 1.0 if status.up else 0.0)
+            if status.last_success is not None:
+                last_success.add_metric(values, status.last_success)
+        build_info.add_metric([__version__], 1.0)
+        return iter((up, last_success, build_info))
+
+
+class ExporterMetrics:
+    """The exporter's own metrics, on registries of their own (no module globals)."""
+
+    def __init__(
+        self,
+        store: SnapshotStore,
+        targets: tuple[Target, ...],
+        label_names: tuple[str, ...],
+        interval: float,
+        *,
+        process_metrics: bool = True,
+    ) -> None:
+        self.label_names = label_names
+        self.job_registry = CollectorRegistry(auto_describe=True)
+        self.job_registry.register(JobMetricsCollector(store, label_names, interval))
+        self.self_registry = CollectorRegistry(auto_describe=True)
+        self.self_registry.register(TargetStatusCollector(store, label_names, interval))
+        target_labels = ["region", *label_names]
+        self.api_requests = Counter(
+            "maxcompute_exporter_api_requests",
+            "GetRunningJobs API calls by outcome: HTTP status, or timeout / connection_error.",
+            [*target_labels, "code"],
+            registry=self.self_registry,
+        )
+        self.invalid_jobs = Counter(
+            "maxcompute_exporter_invalid_jobs",
+            "Job records skipped because a field was missing, null or mistyped.",
+            target_labels,
+            registry=self.self_registry,
+        )
+        self.progress_out_of_range = Counter(
+            "maxcompute_exporter_progress_out_of_range",
+            "Job progress values outside 0..1, clamped before averaging.",
+            target_labels,
+            registry=self.self_registry,
+        )
+        self.poll_errors = Counter(
+            "maxcompute_exporter_poll_errors",
+            "Failed polls by reason.",
+            [*target_labels, "reason"],
+            registry=self.self_registry,
+        )
+        self.poll_duration = Histogram(
+            "maxcompute_exporter_poll_duration_seconds",
+            "Wall time of a poll of every page of GetRunningJobs, failed polls included.",
+            target_labels,
+            buckets=POLL_DURATION_BUCKETS,
+            registry=self.self_registry,
+        )
+        # Children exist from the start, so rate() and absent() behave before the first event.
+        for target in targets:
+            values = target_label_values(target, label_names)
+            self.invalid_jobs.labels(*values)
+            self.progress_out_of_range.labels(*values)
+            self.poll_duration.labels(*values)
+            for reason in REASONS:
+                self.poll_errors.labels(*values, reason)
+        if process_metrics:
+            for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+                self.self_registry.register(collector)
+
+
+class MetricsRenderer:
+    """The ``/metrics`` body: cached job exposition plus freshly rendered self-metrics."""
+
+    def __init__(self, store: SnapshotStore, metrics: ExporterMetrics) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._lock = threading.Lock()
+        self._generation = -1
+        self._job_bytes = b""
+
+    def job_exposition(self) -> bytes:
+        generation = self._store.generation
+        if generation != self._generation:
+            with self._lock:
+                if generation != self._generation:
+                    self._job_bytes = generate_latest(self._metrics.job_registry)
+                    self._generation = generation
+        return self._job_bytes
+
+    def render(self) -> bytes:
+        return self.job_exposition() + generate_latest(self._metrics.self_registry)

@@ -1,0 +1,275 @@
+"""Load and validate the YAML configuration; every mistake is one line naming the key.
+
+The result is immutable data: ``Config`` with its ``Target``s and ``PollSettings``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from exporter.signing import Credentials
+
+ENV_ACCESS_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
+ENV_ACCESS_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
+ENV_SECURITY_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"
+
+# Labels the exporter sets itself; a target's constant labels may not reuse them.
+RESERVED_LABELS = frozenset(
+    {"region", "quota", "project", "code", "reason", "version", "le", "instance", "job"}
+)
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+REGION = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+DURATION_EXPECTED = "a duration like 30s, 5m, 1h or 2d"
+
+
+class ConfigError(ValueError):
+    """A configuration mistake; ``str()`` is the one line shown to the user."""
+
+    def __init__(self, key: str, expected: str, got: object = None, *, show_value: bool = True):
+        detail = f", got {describe(got)}" if show_value and got is not None else ""
+        super().__init__(f"{key}: expected {expected}{detail}")
+        self.key = key
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One account and region to poll, with the constant labels its series carry."""
+
+    region: str
+    endpoint: str
+    credentials: Credentials
+    quotas: tuple[str, ...] = ()
+    owners: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def name(self) -> str:
+        """A short identity for logs: region plus constant labels."""
+        extra = ",".join(f"{k}={v}" for k, v in self.labels)
+        return f"{self.region}{{{extra}}}" if extra else self.region
+
+
+@dataclass(frozen=True, slots=True)
+class PollSettings:
+    interval: float = 60.0
+    window: float = 86400.0
+    page_concurrency: int = 4
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    targets: tuple[Target, ...]
+    poll: PollSettings
+
+    @property
+    def constant_label_names(self) -> tuple[str, ...]:
+        """Union of all targets' constant label names; a target without one exports ''."""
+        return tuple(sorted({name for t in self.targets for name, _ in t.labels}))
+
+
+def describe(value: object) -> str:
+    """A short, safe rendering of a bad value for an error message."""
+    if isinstance(value, str):
+        text = value if len(value) <= 40 else value[:37] + "..."
+        return repr(text)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if value is None:
+        return "null"
+    return f"a {type(value).__name__ if not isinstance(value, Mapping) else 'mapping'}"
+
+
+def parse_duration(key: str, value: object) -> float:
+    """Seconds in ``value`` (``30s``, ``5m``, ``1h30m``, ``2d``, ``500ms``)."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(key, DURATION_EXPECTED, value)
+    total, position = 0.0, 0
+    for match in DURATION_PART.finditer(value):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * DURATION_UNITS[match.group(2)]
+        position = match.end()
+    if position != len(value):
+        raise ConfigError(key, DURATION_EXPECTED, value)
+    return total
+
+
+def check_keys(key: str, mapping: object, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(mapping, dict):
+        raise ConfigError(key or "config", "a mapping", mapping)
+    for name in mapping:
+        if name not in allowed:
+            where = f"{key}.{name}" if key else str(name)
+            raise ConfigError(where, "no such key (known: " + ", ".join(sorted(allowed)) + ")")
+    return mapping
+
+
+def string_list(key: str, value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(key, "a list of strings", value)
+    items = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigError(f"{key}[{index}]", "a non-empty string", item)
+        # The API takes the list as one comma-joined parameter: a comma would split the item.
+        if "," in item:
+            raise ConfigError(f"{key}[{index}]", "a name without a comma", item)
+        items.append(item)
+    return tuple(items)
+
+
+def constant_labels(key: str, value: object) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise ConfigError(key, "a mapping of label names to strings", value)
+    labels = []
+    for name, label_value in value.items():
+        if not isinstance(name, str) or not LABEL_NAME.match(name) or name.startswith("__"):
+            raise ConfigError(f"{key}", "label names matching [a-zA-Z_][a-zA-Z0-9_]*", name)
+        if name in RESERVED_LABELS:
+            raise ConfigError(f"{key}.{name}", "a label name the exporter does not set itself")
+        if not isinstance(label_value, str):
+            raise ConfigError(f"{key}.{name}", "a string (quote it in YAML)", label_value)
+        labels.append((name, label_value))
+    return tuple(sorted(labels))
+
+
+def credentials_from(key: str, value: object, environ: Mapping[str, str]) -> Credentials:
+    if value is not None:
+        block = check_keys(key, value, {"access_key_id", "access_key_secret", "security_token"})
+        key_id = block.get("access_key_id")
+        secret = block.get("access_key_secret")
+        token = block.get("security_token")
+        if not isinstance(key_id, str) or not key_id:
+            raise ConfigError(f"{key}.access_key_id", "a non-empty string", show_value=False)
+        if not isinstance(secret, str) or not secret:
+            raise ConfigError(f"{key}.access_key_secret", "a non-empty string", show_value=False)
+        if token is not None and (not isinstance(token, str) or not token):
+            raise ConfigError(f"{key}.security_token", "a non-empty string", show_value=False)
+        return Credentials(key_id, secret, token)
+    key_id = environ.get(ENV_ACCESS_KEY_ID, "")
+    secret = environ.get(ENV_ACCESS_KEY_SECRET, "")
+    if not key_id or not secret:
+        raise ConfigError(
+            key,
+            f"an AccessKey: set {ENV_ACCESS_KEY_ID} and {ENV_ACCESS_KEY_SECRET} "
+            f"in the environment, or {key}.access_key_id and .access_key_secret",
+        )
+    return Credentials(key_id, secret, environ.get(ENV_SECURITY_TOKEN) or None)
+
+
+def endpoint_for(key: str, value: object, region: str) -> str:
+    if value is None:
+        return f"https://maxcompute.{region}.aliyuncs.com"
+    if not isinstance(value, str):
+        raise ConfigError(key, "a URL like https://maxcompute.cn-hangzhou.aliyuncs.com", value)
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise ConfigError(key, "a URL like https://maxcompute.cn-hangzhou.aliyuncs.com", value)
+    return value.rstrip("/")
+
+
+def parse_target(key: str, value: object, environ: Mapping[str, str]) -> Target:
+    block = check_keys(
+        key, value, {"region", "endpoint", "quotas", "owners", "labels", "credentials"}
+    )
+    region = block.get("region")
+    if not isinstance(region, str) or not REGION.match(region):
+        raise ConfigError(f"{key}.region", "a region id like cn-hangzhou", region)
+    return Target(
+        region=region,
+        endpoint=endpoint_for(f"{key}.endpoint", block.get("endpoint"), region),
+        credentials=credentials_from(f"{key}.credentials", block.get("credentials"), environ),
+        quotas=string_list(f"{key}.quotas", block.get("quotas")),
+        owners=string_list(f"{key}.owners", block.get("owners")),
+        labels=constant_labels(f"{key}.labels", block.get("labels")),
+    )
+
+
+def bounded_int(key: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(key, f"a whole number from {low} to {high}", value)
+    return value
+
+
+def parse_poll(value: object) -> PollSettings:
+    default = PollSettings()
+    block = check_keys(
+        "poll",
+        {} if value is None else value,
+        {"interval", "window", "page_concurrency", "timeout"},
+    )
+
+    def duration(name: str, fallback: float, minimum: float) -> float:
+        if name not in block:
+            return fallback
+        seconds = parse_duration(f"poll.{name}", block[name])
+        if seconds < minimum:
+            raise ConfigError(f"poll.{name}", f"at least {minimum:g}s", block[name])
+        return seconds
+
+    interval = duration("interval", default.interval, 1.0)
+    window = duration("window", default.window, 60.0)
+    timeout = duration("timeout", default.timeout, 0.1)
+    if timeout >= interval:
+        raise ConfigError("poll.timeout", "less than poll.interval", block.get("timeout"))
+    concurrency = default.page_concurrency
+    if "page_concurrency" in block:
+        concurrency = bounded_int("poll.page_concurrency", block["page_concurrency"], 1, 64)
+    return PollSettings(
+        interval=interval, window=window, page_concurrency=concurrency, timeout=timeout
+    )
+
+
+def parse_config(data: object, environ: Mapping[str, str] | None = None) -> Config:
+    """Validate a parsed YAML document; raises ``ConfigError`` on the first mistake."""
+    environ = os.environ if environ is None else environ
+    block = check_keys("", data, {"targets", "poll"})
+    raw_targets = block.get("targets")
+    if not isinstance(raw_targets, list) or not raw_targets:
+        raise ConfigError("targets", "a non-empty list of targets", raw_targets)
+    targets = tuple(
+        parse_target(f"targets[{i}]", item, environ) for i, item in enumerate(raw_targets)
+    )
+    seen: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+    for index, target in enumerate(targets):
+        identity = (target.region, target.labels)
+        if identity in seen:
+            raise ConfigError(
+                f"targets[{index}]",
+                f"region and labels different from targets[{seen[identity]}] "
+                "(add a label such as account to tell them apart)",
+            )
+        seen[identity] = index
+    return Config(targets=targets, poll=parse_poll(block.get("poll")))
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a YAML file; raises ``ConfigError`` (I/O and YAML errors included)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError("--config", "a readable file", str(path)) from error
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(str(path), f"valid YAML (parse error{where})") from error
+    return parse_config(data, environ)

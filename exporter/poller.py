@@ -1,0 +1,104 @@
+"""One poll of one target: fetch every page, aggregate, publish a snapshot or a failure."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from exporter.aggregation import JobAggregator
+from exporter.client import REASONS, ApiError, RunningJobsClient
+from exporter.collector import ExporterMetrics, target_label_values
+from exporter.config import PollSettings, Target
+from exporter.snapshot import Snapshot, SnapshotStore
+
+log = logging.getLogger(__name__)
+
+
+def poll_window(now: float, window: float) -> tuple[int, int]:
+    """The closed submission-time interval [from, to] of a poll at ``now``, in Unix seconds."""
+    end = int(now)
+    return end - int(window), end
+
+
+class TargetPoller:
+    """Polls one target; owns its HTTP client. ``poll()`` never raises for API trouble."""
+
+    def __init__(
+        self,
+        target: Target,
+        settings: PollSettings,
+        store: SnapshotStore,
+        metrics: ExporterMetrics,
+        *,
+        clock: Callable[[], float] = time.time,
+        client: RunningJobsClient | None = None,
+    ) -> None:
+        self.target = target
+        self._settings = settings
+        self._store = store
+        self._clock = clock
+        labels = target_label_values(target, metrics.label_names)
+        self._api_requests = lambda code: metrics.api_requests.labels(*labels, code).inc()
+        self._invalid_jobs = metrics.invalid_jobs.labels(*labels)
+        self._out_of_range = metrics.progress_out_of_range.labels(*labels)
+        self._poll_errors = {
+            reason: metrics.poll_errors.labels(*labels, reason) for reason in REASONS
+        }
+        self._duration = metrics.poll_duration.labels(*labels)
+        self._client = client or RunningJobsClient(target, settings, on_request=self._api_requests)
+        self._last_error: str | None = None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def poll(self) -> bool:
+        """Run one poll; True if it succeeded and its snapshot is now published."""
+        started = time.monotonic()
+        window_start, window_end = poll_window(self._clock(), self._settings.window)
+        aggregator = JobAggregator()
+        try:
+            fetched = await self._client.fetch_all(window_start, window_end, aggregator.add)
+        except ApiError as error:
+            self._duration.observe(time.monotonic() - started)
+            self._poll_errors[error.reason].inc()
+            self._store.publish_failure(self.target)
+            message = str(error)
+            # Logged once per change of error, so a long outage does not flood the log.
+            level = logging.WARNING if message != self._last_error else logging.DEBUG
+            log.log(level, "poll failed", extra={"target": self.target.name, "error": message})
+            self._last_error = message
+            return False
+        result = aggregator.result()
+        self._invalid_jobs.inc(fetched.invalid)
+        self._out_of_range.inc(result.progress_out_of_range)
+        completed = self._clock()
+        self._store.publish_success(
+            self.target, Snapshot(result.groups, result.jobs, completed_at=completed)
+        )
+        self._duration.observe(time.monotonic() - started)
+        if self._last_error is not None:
+            log.info("poll recovered", extra={"target": self.target.name})
+            self._last_error = None
+        edge = window_start + self._settings.window / 10
+        if (
+            result.oldest_submission_seconds is not None
+            and result.oldest_submission_seconds <= edge
+        ):
+            log.warning(
+                "a running job was submitted near the start of the window; jobs submitted "
+                "before it are invisible: consider a longer poll.window",
+                extra={"target": self.target.name, "window_start": window_start},
+            )
+        log.debug(
+            "poll done",
+            extra={
+                "target": self.target.name,
+                "jobs": result.jobs,
+                "groups": len(result.groups),
+                "pages": fetched.pages,
+                "invalid": fetched.invalid,
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
+        return True

@@ -1,0 +1,41 @@
+"""APScheduler runs each target's poll every ``interval``, the first one at start.
+
+``max_instances=1`` keeps two polls of one target from overlapping; ``coalesce`` turns runs
+missed while a poll was late into a single run instead of a queue of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from exporter.poller import TargetPoller
+
+
+class PollScheduler:
+    def __init__(self, pollers: Sequence[TargetPoller], interval: float) -> None:
+        self._pollers = pollers
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        now = datetime.now(UTC)
+        for index, poller in enumerate(pollers):
+            self._scheduler.add_job(
+                poller.poll,
+                IntervalTrigger(seconds=interval, timezone=UTC),
+                id=f"poll-{index}-{poller.target.name}",
+                name=f"poll {poller.target.name}",
+                next_run_time=now,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(interval)),
+            )
+
+    def start(self) -> None:
+        """Start polling; must be called from within the running event loop."""
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)

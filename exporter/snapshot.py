@@ -1,0 +1,68 @@
+"""The published result of each target's polls: swapped whole, never changed in place.
+
+A reader (a scrape) takes ``SnapshotStore.statuses()`` once and sees, for every target, the
+result of one complete poll or of the one before it: never a mix, never a partial poll.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+from exporter.aggregation import GroupAggregate, GroupKey
+from exporter.config import Target
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The aggregates of one complete, successful poll."""
+
+    groups: Mapping[GroupKey, GroupAggregate]
+    jobs: int
+    completed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TargetStatus:
+    target: Target
+    up: bool = False
+    last_success: float | None = None
+    snapshot: Snapshot | None = None
+
+
+class SnapshotStore:
+    """Each target's latest status; ``generation`` changes whenever any of them does."""
+
+    def __init__(self, targets: tuple[Target, ...]) -> None:
+        self._lock = threading.Lock()
+        self._statuses: Mapping[Target, TargetStatus] = MappingProxyType(
+            {target: TargetStatus(target) for target in targets}
+        )
+        self.generation = 0
+
+    def statuses(self) -> tuple[TargetStatus, ...]:
+        return tuple(self._statuses.values())
+
+    def status(self, target: Target) -> TargetStatus:
+        return self._statuses[target]
+
+    @property
+    def ready(self) -> bool:
+        """True once every target has had a good poll."""
+        return all(status.last_success is not None for status in self._statuses.values())
+
+    def _swap(self, target: Target, status: TargetStatus) -> None:
+        with self._lock:
+            statuses = dict(self._statuses)
+            statuses[target] = status
+            self._statuses = MappingProxyType(statuses)
+            self.generation += 1
+
+    def publish_success(self, target: Target, snapshot: Snapshot) -> None:
+        self._swap(target, TargetStatus(target, True, snapshot.completed_at, snapshot))
+
+    def publish_failure(self, target: Target) -> None:
+        """Mark the target down; its last good snapshot stays until a policy drops it."""
+        self._swap(target, replace(self._statuses[target], up=False))

@@ -1,0 +1,118 @@
+"""The HTTP side: ``/metrics``, a landing page, ``/healthz`` and ``/ready``.
+
+Served from threads of a ``ThreadingHTTPServer``: a scrape reads the published snapshot and
+never waits for a poll (polls run on the asyncio loop in another thread).
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import logging
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from exporter import __version__
+
+log = logging.getLogger(__name__)
+
+
+def parse_listen_address(address: str) -> tuple[str, int]:
+    """``host:port`` (``:port`` for all interfaces, ``[::1]:port`` for IPv6) as (host, port)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"--web.listen-address: expected host:port or :port, got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def landing_page(telemetry_path: str) -> bytes:
+    path = html.escape(telemetry_path, quote=True)
+    return (
+        "<!DOCTYPE html>\n<html><head><title>MaxCompute Exporter</title></head><body>\n"
+        "<h1>MaxCompute Exporter</h1>\n"
+        f"<p>Version {html.escape(__version__)}. Running jobs of Alibaba Cloud MaxCompute, "
+        "from background polls of GetRunningJobs, by quota and project.</p>\n"
+        f'<ul><li><a href="{path}">Metrics</a></li>\n'
+        '<li><a href="/healthz">Health</a></li>\n<li><a href="/ready">Readiness</a></li></ul>\n'
+        "</body></html>\n"
+    ).encode()
+
+
+class ExporterHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # Prometheus scrapes from several replicas at once; a deeper accept queue absorbs bursts.
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        render_metrics: Callable[[], bytes],
+        is_ready: Callable[[], bool],
+        telemetry_path: str = "/metrics",
+    ) -> None:
+        if ":" in address[0]:
+            import socket
+
+            self.address_family = socket.AF_INET6
+        super().__init__(address, ExporterRequestHandler)
+        self.render_metrics = render_metrics
+        self.is_ready = is_ready
+        self.telemetry_path = telemetry_path
+        self.landing = landing_page(telemetry_path)
+
+    def serve_in_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.serve_forever, name="web", daemon=True)
+        thread.start()
+        return thread
+
+
+class ExporterRequestHandler(BaseHTTPRequestHandler):
+    server: ExporterHTTPServer
+    protocol_version = "HTTP/1.1"
+    server_version = f"maxcompute-exporter/{__version__}"
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == self.server.telemetry_path:
+            try:
+                body = self.server.render_metrics()
+            except Exception:
+                log.exception("rendering metrics failed")
+                self._send(500, b"error rendering metrics\n", "text/plain; charset=utf-8")
+                return
+            self._send(200, body, CONTENT_TYPE_LATEST, compressible=True)
+        elif path == "/":
+            self._send(200, self.server.landing, "text/html; charset=utf-8")
+        elif path == "/healthz":
+            self._send(200, b"ok\n", "text/plain; charset=utf-8")
+        elif path == "/ready":
+            if self.server.is_ready():
+                self._send(200, b"ready\n", "text/plain; charset=utf-8")
+            else:
+                self._send(503, b"not ready: a target has not had a good poll yet\n", "text/plain")
+        else:
+            self._send(404, b"not found\n", "text/plain; charset=utf-8")
+
+    def do_HEAD(self) -> None:
+        self._head_only = True
+        self.do_GET()
+
+    def _send(self, status: int, body: bytes, content_type: str, compressible: bool = False):
+        encoding = None
+        if compressible and "gzip" in self.headers.get("Accept-Encoding", ""):
+            body = gzip.compress(body, compresslevel=1)
+            encoding = "gzip"
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
+        self.end_headers()
+        if not getattr(self, "_head_only", False):
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("http request", extra={"client": self.client_address[0], "line": format % args})

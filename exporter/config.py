@@ -40,6 +40,12 @@ class ConfigError(ValueError):
         super().__init__(f"{key}: expected {expected}{detail}")
         self.key = key
 
+    @classmethod
+    def unknown_key(cls, key: str, allowed: set[str]) -> ConfigError:
+        error = cls(key, "")
+        error.args = (f"{key}: unknown key (known keys: {', '.join(sorted(allowed))})",)
+        return error
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -113,7 +119,7 @@ def check_keys(key: str, mapping: object, allowed: set[str]) -> dict[str, Any]:
     for name in mapping:
         if name not in allowed:
             where = f"{key}.{name}" if key else str(name)
-            raise ConfigError(where, "no such key (known: " + ", ".join(sorted(allowed)) + ")")
+            raise ConfigError.unknown_key(where, allowed)
     return mapping
 
 
@@ -240,6 +246,8 @@ def parse_poll(value: object) -> PollSettings:
 def parse_config(data: object, environ: Mapping[str, str] | None = None) -> Config:
     """Validate a parsed YAML document; raises ``ConfigError`` on the first mistake."""
     environ = os.environ if environ is None else environ
+    if data is None:
+        raise ConfigError("config", "a mapping with a targets list (the file is empty)")
     block = check_keys("", data, {"targets", "poll"})
     raw_targets = block.get("targets")
     if not isinstance(raw_targets, list) or not raw_targets:

@@ -1,0 +1,295 @@
+"""The API client against a mocked GetRunningJobs (respx): paging, filters, errors, bad records."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+import respx
+
+from exporter.client import PAGE_SIZE, ApiError, RunningJobsClient
+from exporter.config import PollSettings
+from exporter.jobs import RunningJob
+from exporter.signing import authorization
+from tests.conftest import NOW, job_record, make_target, many_records
+
+URL = "https://maxcompute.cn-hangzhou.aliyuncs.com/api/v1/jobs/runningJobs"
+
+
+class FakeApi:
+    """Serves ``records`` page by page like the service; remembers every request."""
+
+    def __init__(self, records: list[dict], delay: float = 0.0) -> None:
+        self.records = records
+        self.delay = delay
+        self.requests: list[httpx.Request] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            params = request.url.params
+            number, size = int(params["pageNumber"]), int(params["pageSize"])
+            page = self.records[(number - 1) * size : number * size]
+            body = json.dumps(envelope(page, len(self.records), number, size))
+            return httpx.Response(200, content=body.encode())
+        finally:
+            self.in_flight -= 1
+
+
+def envelope(records: list, total: int, number: int = 1, size: int = PAGE_SIZE) -> dict:
+    return {
+        "requestId": "0bc3b4ab16684833172127321e2c25",
+        "httpCode": 200,
+        "errorCode": "success",
+        "errorMsg": "",
+        "data": {
+            "runningJobInfoList": records,
+            "totalCount": total,
+            "pageNumber": number,
+            "pageSize": size,
+        },
+    }
+
+
+async def fetch(api, settings: PollSettings, target=None, codes=None) -> tuple[list, object]:
+    jobs: list[RunningJob] = []
+    client = RunningJobsClient(
+        target or make_target(),
+        settings,
+        on_request=(codes.append if codes is not None else lambda code: None),
+    )
+    try:
+        with respx.mock(assert_all_called=False) as mock:
+            mock.get(URL).mock(side_effect=api)
+            result = await client.fetch_all(NOW - 86400, NOW, jobs.append)
+    finally:
+        await client.aclose()
+    return jobs, result
+
+
+@pytest.mark.parametrize(("count", "pages"), [(0, 1), (1, 1), (20, 1), (21, 2), (1000, 50)])
+async def test_walks_every_page(count: int, pages: int, settings: PollSettings) -> None:
+    api = FakeApi(many_records(count))
+    jobs, result = await fetch(api, settings)
+    assert result.pages == pages
+    assert len(api.requests) == pages
+    assert sorted(j.instance_id for j in jobs) == [f"job-{n:05d}" for n in range(count)]
+    assert sorted(int(r.url.params["pageNumber"]) for r in api.requests) == list(
+        range(1, pages + 1)
+    )
+
+
+async def test_pages_after_the_first_are_fetched_concurrently_up_to_the_limit() -> None:
+    settings = PollSettings(page_concurrency=3, timeout=5.0)
+    api = FakeApi(many_records(200), delay=0.02)
+    await fetch(api, settings)
+    assert api.max_in_flight == 3
+
+
+async def test_sends_window_page_size_and_comma_joined_filters(settings: PollSettings) -> None:
+    target = make_target(quotas=("my_quota", "q 2"), owners=("ALIYUN$a@b.com", "RAM$x:y"))
+    api = FakeApi([])
+    await fetch(api, settings, target)
+    (request,) = api.requests
+    assert dict(request.url.params) == {
+        "from": str(NOW - 86400),
+        "to": str(NOW),
+        "pageNumber": "1",
+        "pageSize": "20",
+        "jobOwnerList": "ALIYUN$a@b.com,RAM$x:y",
+        "quotaNicknameList": "my_quota,q 2",
+    }
+    assert request.headers["x-acs-action"] == "GetRunningJobs"
+    assert request.headers["x-acs-version"] == "2022-01-04"
+    assert request.headers["host"] == "maxcompute.cn-hangzhou.aliyuncs.com"
+
+
+async def test_every_request_carries_a_valid_signature_and_a_fresh_nonce(
+    settings: PollSettings,
+) -> None:
+    target = make_target()
+    api = FakeApi(many_records(45))
+    await fetch(api, settings, target)
+    nonces = set()
+    for request in api.requests:
+        signed = request.headers["authorization"].split("SignedHeaders=")[1].split(",")[0]
+        headers = {name: request.headers[name] for name in signed.split(";")}
+        query = dict(request.url.params)
+        expected = authorization(target.credentials, "GET", request.url.path, query, headers)
+        assert request.headers["authorization"] == expected
+        nonces.add(request.headers["x-acs-signature-nonce"])
+    assert len(nonces) == 3
+
+
+async def test_sts_token_is_sent_and_signed(settings: PollSettings) -> None:
+    from exporter.signing import Credentials
+
+    target = make_target(credentials=Credentials("STS.id", "sts-secret", "token/with=chars"))
+    api = FakeApi([])
+    await fetch(api, settings, target)
+    (request,) = api.requests
+    assert request.headers["x-acs-security-token"] == "token/with=chars"
+    assert "x-acs-security-token" in request.headers["authorization"]
+
+
+async def test_a_job_on_two_pages_is_counted_once(settings: PollSettings) -> None:
+    records = many_records(40)
+    # The list moved while it was read: job-00019 shows up again at the top of page 2.
+    records.insert(20, dict(records[19]))
+    api = FakeApi(records[:40])
+    jobs, _ = await fetch(api, settings)
+    from exporter.aggregation import aggregate
+
+    result = aggregate(jobs)
+    assert result.jobs == 39
+    assert result.duplicates == 1
+
+
+async def test_malformed_records_are_skipped_and_counted(settings: PollSettings) -> None:
+    good = job_record("good")
+    bad = [
+        "not an object",
+        None,
+        {**job_record("a"), "cuSnapshot": None},
+        {**job_record("b"), "cuSnapshot": "0.5"},
+        {**job_record("c"), "submittedAtTime": True},
+        {k: v for k, v in job_record("d").items() if k != "project"},
+        {**job_record("e"), "progress": float("nan")},
+        {**job_record("f"), "instanceId": ""},
+    ]
+    api = FakeApi([good, *bad])
+    jobs, result = await fetch(api, settings)
+    assert [j.instance_id for j in jobs] == ["good"]
+    assert result.invalid == len(bad)
+    assert result.records == len(bad) + 1
+
+
+def responder(status: int, body, headers: dict | None = None):
+    def respond(request: httpx.Request) -> httpx.Response:
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return httpx.Response(status, content=content, headers=headers or {})
+
+    return respond
+
+
+def failure(code: str, status: int) -> dict:
+    return {"requestId": "req-1", "httpCode": status, "errorCode": code, "errorMsg": "nope"}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "reason", "retryable", "code"),
+    [
+        (429, failure("Throttling.User", 429), "throttled", True, "429"),
+        (400, failure("Throttling.Api", 400), "throttled", True, "400"),
+        (503, failure("ServiceUnavailable", 503), "server_error", True, "503"),
+        (502, b"<html>Bad Gateway</html>", "server_error", True, "502"),
+        (400, failure("SignatureDoesNotMatch", 400), "auth", False, "400"),
+        (404, failure("InvalidAccessKeyId.NotFound", 404), "auth", False, "404"),
+        (403, failure("Forbidden.RAM", 403), "auth", False, "403"),
+        (400, failure("InvalidParameter", 400), "client_error", False, "400"),
+        (200, failure("InternalError", 500), "server_error", True, "200"),
+        (
+            200,
+            {**envelope([], 0), "httpCode": 403, "errorCode": "NoPermission"},
+            "auth",
+            False,
+            "200",
+        ),
+        (200, b"<html>proxy page</html>", "invalid_response", False, "200"),
+        (200, b"", "invalid_response", False, "200"),
+        (200, b'{"data": {"runningJobInfoList": [', "invalid_response", False, "200"),
+        (200, {"httpCode": 200, "errorCode": "success"}, "invalid_response", False, "200"),
+        (
+            200,
+            {"data": {"runningJobInfoList": {}, "totalCount": 1}},
+            "invalid_response",
+            False,
+            "200",
+        ),
+        (
+            200,
+            {"data": {"runningJobInfoList": [], "totalCount": "3"}},
+            "invalid_response",
+            False,
+            "200",
+        ),
+    ],
+)
+async def test_every_error_class_fails_the_fetch_with_its_reason(
+    status, body, reason, retryable, code, settings: PollSettings
+) -> None:
+    codes: list[str] = []
+    with pytest.raises(ApiError) as caught:
+        await fetch(responder(status, body), settings, codes=codes)
+    assert caught.value.reason == reason
+    assert caught.value.retryable is retryable
+    assert codes == [code]
+
+
+async def test_error_carries_service_code_and_request_id_but_no_secret(
+    settings: PollSettings,
+) -> None:
+    with pytest.raises(ApiError) as caught:
+        await fetch(responder(400, failure("SignatureDoesNotMatch", 400)), settings)
+    text = str(caught.value)
+    assert text == (
+        "GetRunningJobs failed: nope status=400 errorCode=SignatureDoesNotMatch requestId=req-1"
+    )
+    assert "test-secret-never-shown" not in text
+
+
+async def test_retry_after_is_read_from_a_throttled_response(settings: PollSettings) -> None:
+    with pytest.raises(ApiError) as caught:
+        await fetch(
+            responder(429, failure("Throttling.User", 429), {"Retry-After": "2.5"}), settings
+        )
+    assert caught.value.retry_after == 2.5
+
+
+async def test_timeout_and_connection_errors(settings: PollSettings) -> None:
+    def timeout(request):
+        raise httpx.ReadTimeout("slow", request=request)
+
+    def refused(request):
+        raise httpx.ConnectError("refused", request=request)
+
+    codes: list[str] = []
+    with pytest.raises(ApiError) as caught:
+        await fetch(timeout, settings, codes=codes)
+    assert (caught.value.reason, caught.value.retryable) == ("timeout", True)
+    with pytest.raises(ApiError) as caught:
+        await fetch(refused, settings, codes=codes)
+    assert (caught.value.reason, caught.value.retryable) == ("connection", True)
+    assert codes == ["timeout", "connection_error"]
+
+
+async def test_a_failing_later_page_fails_the_whole_fetch(settings: PollSettings) -> None:
+    records = many_records(100)
+
+    def api(request: httpx.Request) -> httpx.Response:
+        number = int(request.url.params["pageNumber"])
+        if number == 4:
+            return httpx.Response(503, json=failure("ServiceUnavailable", 503))
+        page = records[(number - 1) * 20 : number * 20]
+        return httpx.Response(200, json=envelope(page, len(records), number))
+
+    with pytest.raises(ApiError) as caught:
+        await fetch(api, settings)
+    assert caught.value.reason == "server_error"
+
+
+async def test_an_oversized_body_is_refused(settings: PollSettings, monkeypatch) -> None:
+    monkeypatch.setattr("exporter.client.MAX_BODY_BYTES", 1000)
+    body = envelope(many_records(20), 20)
+    with pytest.raises(ApiError) as caught:
+        await fetch(responder(200, body), settings)
+    assert caught.value.reason == "invalid_response"
+    assert "larger than" in str(caught.value)

@@ -24,6 +24,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -34,6 +35,9 @@ from exporter.aggregation import GroupAggregate
 from exporter.client import REASONS
 from exporter.config import Target
 from exporter.snapshot import SnapshotStore
+
+# `_created` series double the self-metrics and no dashboard here reads them.
+disable_created_metrics()
 
 POLL_DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 

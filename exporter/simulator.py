@@ -289,7 +289,9 @@ class ApiSimulator(ThreadingHTTPServer):
                 self.state.rng.seed(faults.seed)
 
     def start(self) -> ApiSimulator:
-        self._thread = threading.Thread(target=self.serve_forever, name="simulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, args=(0.05,), name="simulator", daemon=True
+        )
         self._thread.start()
         return self
 

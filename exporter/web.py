@@ -13,11 +13,12 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
 from exporter import __version__
 
 log = logging.getLogger(__name__)
+
+# The classic text format is what the exposition is written in (and what every Prometheus reads).
+EXPOSITION_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -64,7 +65,7 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         self.landing = landing_page(telemetry_path)
 
     def serve_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name="web", daemon=True)
+        thread = threading.Thread(target=self.serve_forever, args=(0.1,), name="web", daemon=True)
         thread.start()
         return thread
 
@@ -83,7 +84,7 @@ class ExporterRequestHandler(BaseHTTPRequestHandler):
                 log.exception("rendering metrics failed")
                 self._send(500, b"error rendering metrics\n", "text/plain; charset=utf-8")
                 return
-            self._send(200, body, CONTENT_TYPE_LATEST, compressible=True)
+            self._send(200, body, EXPOSITION_CONTENT_TYPE, compressible=True)
         elif path == "/":
             self._send(200, self.server.landing, "text/html; charset=utf-8")
         elif path == "/healthz":

@@ -1,0 +1,88 @@
+"""Run the exporter as a real subprocess on loopback, the way users run it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def exporter_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "exporter", *args]
+
+
+def run_exporter(
+    *args: str, env: dict | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        exporter_command(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+class ExporterProcess:
+    """``maxcompute-exporter`` listening on a free loopback port."""
+
+    def __init__(self, *args: str, env: dict | None = None) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            exporter_command("--web.listen-address", f"127.0.0.1:{self.port}", *args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+        )
+
+    def get(self, path: str, **kwargs) -> httpx.Response:
+        return httpx.get(self.base + path, timeout=5, **kwargs)
+
+    def wait_until(self, path: str, status: int = 200, timeout: float = 20) -> httpx.Response:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"exporter exited: {self.process.stderr.read()}")
+            try:
+                response = self.get(path)
+                if response.status_code == status:
+                    return response
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{path} never answered {status}")
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 10) -> tuple[int, str]:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        return self.process.returncode, self.process.stderr.read()
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    assert path, "promtool not found: install the Debian package 'prometheus' (.ci/run does)"
+    return path

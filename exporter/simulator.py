@@ -61,6 +61,33 @@ class SimulatorState:
     nonces: OrderedDict[str, None] = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     rng: random.Random = field(default_factory=random.Random)
+    # The filtered list of the last query, reused by its other pages within the same second.
+    cache_key: tuple | None = None
+    cache_value: list[dict] = field(default_factory=list)
+
+    def matching(
+        self, window_start: int, window_end: int, owners: frozenset, quotas: frozenset
+    ) -> list[dict]:
+        """Jobs submitted in [window_start, window_end] (closed) that pass the filters."""
+        now = self.clock()
+        key = (window_start, window_end, owners, quotas, int(now), id(self.jobs))
+        with self.lock:
+            if key == self.cache_key:
+                return self.cache_value
+        matching = []
+        if window_start < window_end:
+            for job in self.jobs(now):
+                submitted = job.get("submittedAtTime")
+                if isinstance(submitted, int) and not window_start <= submitted <= window_end:
+                    continue
+                if owners and job.get("jobOwner") not in owners:
+                    continue
+                if quotas and job.get("quotaNickname") not in quotas:
+                    continue
+                matching.append(job)
+        with self.lock:
+            self.cache_key, self.cache_value = key, matching
+        return matching
 
 
 def error_body(code: str, message: str, http_code: int) -> dict:
@@ -211,19 +238,9 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         if page_number < 1 or not 1 <= page_size <= 20:
             self._fail(400, "InvalidParameter", "pageSize must be 1..20, pageNumber >= 1.")
             return
-        owners = set(filter(None, query.get("jobOwnerList", "").split(",")))
-        quotas = set(filter(None, query.get("quotaNicknameList", "").split(",")))
-        matching = []
-        if window_start < window_end:
-            for job in state.jobs(state.clock()):
-                submitted = job.get("submittedAtTime")
-                if isinstance(submitted, int) and not window_start <= submitted <= window_end:
-                    continue
-                if owners and job.get("jobOwner") not in owners:
-                    continue
-                if quotas and job.get("quotaNickname") not in quotas:
-                    continue
-                matching.append(job)
+        owners = frozenset(filter(None, query.get("jobOwnerList", "").split(",")))
+        quotas = frozenset(filter(None, query.get("quotaNicknameList", "").split(",")))
+        matching = state.matching(window_start, window_end, owners, quotas)
         page = matching[(page_number - 1) * page_size : page_number * page_size]
         if state.faults.malformed:
             with state.lock:
@@ -280,7 +297,9 @@ class ApiSimulator(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
     def set_jobs(self, jobs: JobSource | Sequence[dict]) -> None:
-        self.state.jobs = jobs if callable(jobs) else (lambda now, fixed=list(jobs): fixed)
+        with self.state.lock:
+            self.state.jobs = jobs if callable(jobs) else (lambda now, fixed=list(jobs): fixed)
+            self.state.cache_key = None
 
     def set_faults(self, faults: Faults) -> None:
         with self.state.lock:

@@ -95,7 +95,11 @@ class Exporter:
         self.config = config
         self.store = SnapshotStore(config.targets)
         self.metrics = ExporterMetrics(
-            self.store, config.targets, config.constant_label_names, config.poll.interval
+            self.store,
+            config.targets,
+            config.constant_label_names,
+            config.poll.interval,
+            max_staleness=config.poll.effective_max_staleness,
         )
         self.renderer = MetricsRenderer(self.store, self.metrics)
         self.pollers = [

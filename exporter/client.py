@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import httpx
 
 from exporter.config import PollSettings, Target
 from exporter.jobs import RunningJob, parse_job
+from exporter.ratelimit import RateLimiter
 from exporter.signing import canonical_query, sign_request
 
 PATH = "/api/v1/jobs/runningJobs"
@@ -27,6 +29,7 @@ ACTION = "GetRunningJobs"
 API_VERSION = "2022-01-04"
 PAGE_SIZE = 20
 MAX_BODY_BYTES = 16 * 1024 * 1024
+RETRY_BACKOFF_CAP_SECONDS = 10.0
 AUTH_ERROR_PREFIXES = (
     "SignatureDoesNotMatch",
     "SignatureNonceUsed",
@@ -140,7 +143,7 @@ def parse_retry_after(value: str | None) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def parse_page(status: int, body: bytes, retry_after: str | None = None) -> Page:
+def parse_page(status: int, body: bytes, now: float, retry_after: str | None = None) -> Page:
     """Validate one response; the page's valid jobs, or ``ApiError``."""
     try:
         envelope = json.loads(body)
@@ -175,9 +178,15 @@ def parse_page(status: int, body: bytes, retry_after: str | None = None) -> Page
         raise ApiError(
             "invalid_response", "data.runningJobInfoList is not a list", request_id=request_id
         )
+    if len(records) > PAGE_SIZE:
+        raise ApiError(
+            "invalid_response",
+            f"page holds {len(records)} jobs, more than pageSize {PAGE_SIZE}",
+            request_id=request_id,
+        )
     jobs = []
     for record in records:
-        job = parse_job(record)
+        job = parse_job(record, now)
         if job is not None:
             jobs.append(job)
     return Page(total, tuple(jobs), len(records), len(records) - len(jobs))
@@ -217,6 +226,8 @@ class RunningJobsClient:
             max_connections=settings.page_concurrency,
             max_keepalive_connections=settings.page_concurrency,
         )
+        self._limiter = RateLimiter(settings.rate_limit, burst=settings.page_concurrency)
+        self._random = random.Random()
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.timeout),
             limits=limits,
@@ -263,7 +274,9 @@ class RunningJobsClient:
                 retryable=True,
             ) from error
         self._on_request(str(response.status_code))
-        return parse_page(response.status_code, body, response.headers.get("retry-after"))
+        return parse_page(
+            response.status_code, body, time.time(), response.headers.get("retry-after")
+        )
 
     @staticmethod
     async def _read_capped(response: httpx.Response) -> bytes:
@@ -280,35 +293,69 @@ class RunningJobsClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    async def fetch_page_with_retries(
+        self, window_start: int, window_end: int, page_number: int
+    ) -> Page:
+        """One page; throttling, 5xx, timeouts and dropped connections are retried.
+
+        Backoff is exponential with full jitter (AWS's "Exponential Backoff and Jitter"), and
+        never shorter than the service's ``Retry-After``. Errors that cannot heal (auth, bad
+        parameters, bad bodies) are raised at once.
+        """
+        settings = self._settings
+        for attempt in range(settings.retries + 1):
+            await self._limiter.acquire()
+            try:
+                return await self.fetch_page(window_start, window_end, page_number)
+            except ApiError as error:
+                if not error.retryable or attempt == settings.retries:
+                    raise
+                ceiling = min(RETRY_BACKOFF_CAP_SECONDS, settings.retry_backoff * 2**attempt)
+                delay = self._random.uniform(0, ceiling)
+                if error.retry_after is not None:
+                    delay = max(delay, min(error.retry_after, RETRY_BACKOFF_CAP_SECONDS))
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
     async def fetch_all(
         self, window_start: int, window_end: int, on_job: Callable[[RunningJob], None]
     ) -> FetchResult:
         """Every page of the window: page 1 first, then the rest ``page_concurrency`` at a time.
 
-        Jobs go to ``on_job`` as pages arrive; raises ``ApiError`` if any page fails, in which
-        case the caller must discard what it was given.
+        Jobs go to ``on_job`` as pages arrive. Raises ``ApiError`` if any page fails, or with
+        reason ``inconsistent`` if a page holds fewer jobs than its own ``totalCount``
+        promises; the caller must then discard what it was given. If a later page announces a
+        larger ``totalCount`` (jobs started meanwhile), the extra pages are read too.
         """
-        first = await self.fetch_page(window_start, window_end, 1)
-        for job in first.jobs:
-            on_job(job)
-        pages = max(1, math.ceil(first.total_count / PAGE_SIZE))
-        counts = [first.records, first.invalid]
         semaphore = asyncio.Semaphore(self._settings.page_concurrency)
+        totals = {"records": 0, "invalid": 0, "max_total": 0}
 
         async def fetch(number: int) -> None:
             async with semaphore:
-                page = await self.fetch_page(window_start, window_end, number)
+                page = await self.fetch_page_with_retries(window_start, window_end, number)
+            promised = min(PAGE_SIZE, max(0, page.total_count - PAGE_SIZE * (number - 1)))
+            if page.records < promised:
+                raise ApiError(
+                    "inconsistent",
+                    f"page {number} holds {page.records} jobs where its totalCount "
+                    f"{page.total_count} promises {promised}",
+                )
             # Folded in as it arrives, so a poll never holds all its pages at once.
-            counts[0] += page.records
-            counts[1] += page.invalid
+            totals["records"] += page.records
+            totals["invalid"] += page.invalid
+            totals["max_total"] = max(totals["max_total"], page.total_count)
             for job in page.jobs:
                 on_job(job)
 
-        if pages > 1:
+        await fetch(1)
+        first_total = totals["max_total"]
+        fetched = 1
+        while (needed := max(1, math.ceil(totals["max_total"] / PAGE_SIZE))) > fetched:
             try:
                 async with asyncio.TaskGroup() as group:
-                    for number in range(2, pages + 1):
+                    for number in range(fetched + 1, needed + 1):
                         group.create_task(fetch(number))
             except* ApiError as failures:
                 raise failures.exceptions[0] from None
-        return FetchResult(first.total_count, pages, counts[0], counts[1])
+            fetched = needed
+        return FetchResult(first_total, fetched, totals["records"], totals["invalid"])

@@ -13,7 +13,9 @@ renders it once per change and serves those bytes; the small self-metrics are re
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -34,7 +36,7 @@ from exporter import __version__
 from exporter.aggregation import GroupAggregate
 from exporter.client import REASONS
 from exporter.config import Target
-from exporter.snapshot import SnapshotStore
+from exporter.snapshot import SnapshotStore, is_stale
 
 # `_created` series double the self-metrics and no dashboard here reads them.
 disable_created_metrics()
@@ -98,9 +100,18 @@ JOB_METRICS = (
 class JobMetricsCollector(Collector):
     """Job aggregates of every target's current snapshot; a vanished group vanishes here too."""
 
-    def __init__(self, store: SnapshotStore, label_names: tuple[str, ...], interval: float):
+    def __init__(
+        self,
+        store: SnapshotStore,
+        label_names: tuple[str, ...],
+        interval: float,
+        max_staleness: float = math.inf,
+        clock: Callable[[], float] = time.time,
+    ):
         self._store = store
         self._label_names = label_names
+        self._max_staleness = max_staleness
+        self._clock = clock
         self._labels = ["region", *label_names, "quota", "project"]
         self._suffix = f" (from a background poll of GetRunningJobs every {interval:g}s)."
 
@@ -116,8 +127,9 @@ class JobMetricsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         families = self._families()
+        now = self._clock()
         for status in self._store.statuses():
-            if status.snapshot is None:
+            if status.snapshot is None or is_stale(status, now, self._max_staleness):
                 continue
             target_values = target_label_values(status.target, self._label_names)
             for key, group in status.snapshot.groups.items():
@@ -182,11 +194,17 @@ class ExporterMetrics:
         label_names: tuple[str, ...],
         interval: float,
         *,
+        max_staleness: float = math.inf,
+        clock: Callable[[], float] = time.time,
         process_metrics: bool = True,
     ) -> None:
         self.label_names = label_names
+        self.max_staleness = max_staleness
+        self.clock = clock
         self.job_registry = CollectorRegistry(auto_describe=True)
-        self.job_registry.register(JobMetricsCollector(store, label_names, interval))
+        self.job_registry.register(
+            JobMetricsCollector(store, label_names, interval, max_staleness, clock)
+        )
         self.self_registry = CollectorRegistry(auto_describe=True)
         self.self_registry.register(TargetStatusCollector(store, label_names, interval))
         target_labels = ["region", *label_names]
@@ -241,16 +259,22 @@ class MetricsRenderer:
         self._store = store
         self._metrics = metrics
         self._lock = threading.Lock()
-        self._generation = -1
+        self._key: tuple = ()
         self._job_bytes = b""
 
     def job_exposition(self) -> bytes:
-        generation = self._store.generation
-        if generation != self._generation:
+        """Rendered again only when a poll published or a snapshot went stale."""
+        now = self._metrics.clock()
+        statuses = self._store.statuses()
+        key = (
+            self._store.generation,
+            tuple(is_stale(s, now, self._metrics.max_staleness) for s in statuses),
+        )
+        if key != self._key:
             with self._lock:
-                if generation != self._generation:
+                if key != self._key:
                     self._job_bytes = generate_latest(self._metrics.job_registry)
-                    self._generation = generation
+                    self._key = key
         return self._job_bytes
 
     def render(self) -> bytes:

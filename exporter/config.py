@@ -71,6 +71,22 @@ class PollSettings:
     window: float = 86400.0
     page_concurrency: int = 4
     timeout: float = 10.0
+    retries: int = 3
+    retry_backoff: float = 0.5
+    rate_limit: float = 20.0
+    # None: derived from interval (see ``effective_deadline``, ``effective_max_staleness``).
+    deadline: float | None = None
+    max_staleness: float | None = None
+
+    @property
+    def effective_deadline(self) -> float:
+        """A poll's total time limit: 90% of the interval unless configured."""
+        return self.deadline if self.deadline is not None else self.interval * 0.9
+
+    @property
+    def effective_max_staleness(self) -> float:
+        """How long a failed target's last good snapshot is served: 3 intervals by default."""
+        return self.max_staleness if self.max_staleness is not None else self.interval * 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,15 +230,24 @@ def bounded_int(key: str, value: object, low: int, high: int) -> int:
     return value
 
 
+POLL_KEYS = {
+    "interval",
+    "window",
+    "page_concurrency",
+    "timeout",
+    "retries",
+    "retry_backoff",
+    "rate_limit",
+    "deadline",
+    "max_staleness",
+}
+
+
 def parse_poll(value: object) -> PollSettings:
     default = PollSettings()
-    block = check_keys(
-        "poll",
-        {} if value is None else value,
-        {"interval", "window", "page_concurrency", "timeout"},
-    )
+    block = check_keys("poll", {} if value is None else value, POLL_KEYS)
 
-    def duration(name: str, fallback: float, minimum: float) -> float:
+    def duration(name: str, fallback: float | None, minimum: float) -> float | None:
         if name not in block:
             return fallback
         seconds = parse_duration(f"poll.{name}", block[name])
@@ -233,13 +258,44 @@ def parse_poll(value: object) -> PollSettings:
     interval = duration("interval", default.interval, 1.0)
     window = duration("window", default.window, 60.0)
     timeout = duration("timeout", default.timeout, 0.1)
+    backoff = duration("retry_backoff", default.retry_backoff, 0.0)
+    deadline = duration("deadline", None, 0.1)
+    max_staleness = duration("max_staleness", None, 0.0)
+    assert interval is not None and window is not None and timeout is not None
+    assert backoff is not None
     if timeout >= interval:
         raise ConfigError("poll.timeout", "less than poll.interval", block.get("timeout"))
+    if deadline is not None and not timeout <= deadline < interval:
+        raise ConfigError(
+            "poll.deadline", "at least poll.timeout and less than poll.interval", block["deadline"]
+        )
+    if max_staleness is not None and max_staleness < interval:
+        raise ConfigError("poll.max_staleness", "at least poll.interval", block["max_staleness"])
     concurrency = default.page_concurrency
     if "page_concurrency" in block:
         concurrency = bounded_int("poll.page_concurrency", block["page_concurrency"], 1, 64)
+    retries = default.retries
+    if "retries" in block:
+        retries = bounded_int("poll.retries", block["retries"], 0, 10)
+    rate_limit = default.rate_limit
+    if "rate_limit" in block:
+        rate_limit = block["rate_limit"]
+        if isinstance(rate_limit, bool) or not isinstance(rate_limit, (int, float)):
+            raise ConfigError(
+                "poll.rate_limit", "requests per second, a number above 0", rate_limit
+            )
+        if not 0 < rate_limit <= 10_000:
+            raise ConfigError("poll.rate_limit", "requests per second, above 0", rate_limit)
     return PollSettings(
-        interval=interval, window=window, page_concurrency=concurrency, timeout=timeout
+        interval=interval,
+        window=window,
+        page_concurrency=concurrency,
+        timeout=timeout,
+        retries=retries,
+        retry_backoff=backoff,
+        rate_limit=float(rate_limit),
+        deadline=deadline,
+        max_staleness=max_staleness,
     )
 
 

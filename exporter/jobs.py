@@ -1,9 +1,26 @@
-"""A running job as the API reports it, and the check that turns a raw record into one."""
+"""A running job as the API reports it, and the check that turns a raw record into one.
+
+What each kind of bad field becomes (the README's "Failure modes" repeats this table):
+
+- ``instanceId``, ``project``, ``quotaNickname``: missing, null, not a string, empty or longer
+  than 256 characters: the record is skipped and counted as invalid.
+- ``cuSnapshot``, ``memorySnapshot``: missing, null, not a number, NaN, infinite or negative:
+  skipped and counted. Values above 1 are kept (they are shares, summed as they come).
+- ``progress``: missing, null, not a number, NaN or infinite: skipped and counted; a number
+  outside 0..1 is clamped later, in aggregation, and counted there.
+- ``submittedAtTime``, ``runningAtTime``: missing, null, not a whole number, zero or negative:
+  skipped and counted. A value above 10^11 is taken as milliseconds and divided by 1000. A time
+  more than 5 minutes in the future is clamped to the poll's time.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+MAX_TEXT_LENGTH = 256
+MILLISECONDS_THRESHOLD = 100_000_000_000  # 10^11 s is the year 5138; 10^11 ms is 1973
+FUTURE_TOLERANCE_SECONDS = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,37 +37,50 @@ class RunningJob:
 
 def _text(record: dict, key: str) -> str | None:
     value = record.get(key)
-    return value if isinstance(value, str) and value else None
+    if isinstance(value, str) and 0 < len(value) <= MAX_TEXT_LENGTH:
+        return value
+    return None
 
 
-def _number(record: dict, key: str) -> float | None:
+def _number(record: dict, key: str, *, minimum: float | None = None) -> float | None:
     value = record.get(key)
     # bool is an int in Python, but true/false is not a number on the wire.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _seconds(record: dict, key: str) -> int | None:
-    value = record.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not math.isfinite(number) or (minimum is not None and number < minimum):
         return None
-    return value
+    return number
 
 
-def parse_job(record: object) -> RunningJob | None:
-    """A ``RunningJob``, or None when a field the metrics need is missing or mistyped."""
+def _seconds(record: dict, key: str, now: float) -> int | None:
+    value = record.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return None
+    seconds = int(value)
+    if seconds <= 0:
+        return None
+    if seconds >= MILLISECONDS_THRESHOLD:
+        seconds //= 1000
+    if seconds > now + FUTURE_TOLERANCE_SECONDS:
+        seconds = int(now)
+    return seconds
+
+
+def parse_job(record: object, now: float) -> RunningJob | None:
+    """A ``RunningJob``, or None when a field the metrics need is unusable (see above)."""
     if not isinstance(record, dict):
         return None
     instance_id = _text(record, "instanceId")
     project = _text(record, "project")
     quota = _text(record, "quotaNickname")
-    cu = _number(record, "cuSnapshot")
-    memory = _number(record, "memorySnapshot")
+    cu = _number(record, "cuSnapshot", minimum=0.0)
+    memory = _number(record, "memorySnapshot", minimum=0.0)
     progress = _number(record, "progress")
-    submitted = _seconds(record, "submittedAtTime")
-    running = _seconds(record, "runningAtTime")
+    submitted = _seconds(record, "submittedAtTime", now)
+    running = _seconds(record, "runningAtTime", now)
     if (
         instance_id is None
         or project is None

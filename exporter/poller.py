@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 
-from exporter.aggregation import JobAggregator
-from exporter.client import REASONS, ApiError, RunningJobsClient
+from exporter.aggregation import AggregateResult, JobAggregator
+from exporter.client import REASONS, ApiError, FetchResult, RunningJobsClient
 from exporter.collector import ExporterMetrics, target_label_values
 from exporter.config import PollSettings, Target
 from exporter.snapshot import Snapshot, SnapshotStore
 
 log = logging.getLogger(__name__)
+
+# A window whose pages disagree (the list moved under the read) is read this many times at most.
+CONSISTENT_READ_ATTEMPTS = 2
 
 
 def poll_window(now: float, window: float) -> tuple[int, int]:
@@ -47,29 +51,51 @@ class TargetPoller:
         }
         self._duration = metrics.poll_duration.labels(*labels)
         self._client = client or RunningJobsClient(target, settings, on_request=self._api_requests)
-        self._last_error: str | None = None
+        self._last_error: tuple | None = None
+        self._warned_edge = False
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    async def _read_consistently(self) -> tuple[FetchResult, AggregateResult, int]:
+        """Read the window; if its pages disagree, read it once more from scratch."""
+        for attempt in range(CONSISTENT_READ_ATTEMPTS):
+            window_start, window_end = poll_window(self._clock(), self._settings.window)
+            aggregator = JobAggregator()
+            try:
+                fetched = await self._client.fetch_all(window_start, window_end, aggregator.add)
+            except ApiError as error:
+                if error.reason != "inconsistent" or attempt == CONSISTENT_READ_ATTEMPTS - 1:
+                    raise
+                log.debug("pages disagreed; reading again", extra={"target": self.target.name})
+                continue
+            return fetched, aggregator.result(), window_start
+        raise AssertionError("unreachable")
+
     async def poll(self) -> bool:
         """Run one poll; True if it succeeded and its snapshot is now published."""
         started = time.monotonic()
-        window_start, window_end = poll_window(self._clock(), self._settings.window)
-        aggregator = JobAggregator()
         try:
-            fetched = await self._client.fetch_all(window_start, window_end, aggregator.add)
-        except ApiError as error:
+            async with asyncio.timeout(self._settings.effective_deadline):
+                fetched, result, window_start = await self._read_consistently()
+        except (ApiError, TimeoutError) as caught:
+            error = (
+                caught
+                if isinstance(caught, ApiError)
+                else ApiError(
+                    "deadline",
+                    f"poll took longer than its deadline of {self._settings.effective_deadline:g}s",
+                )
+            )
             self._duration.observe(time.monotonic() - started)
             self._poll_errors[error.reason].inc()
             self._store.publish_failure(self.target)
-            message = str(error)
             # Logged once per change of error, so a long outage does not flood the log.
-            level = logging.WARNING if message != self._last_error else logging.DEBUG
-            log.log(level, "poll failed", extra={"target": self.target.name, "error": message})
-            self._last_error = message
+            signature = (error.reason, error.status, error.error_code)
+            level = logging.WARNING if signature != self._last_error else logging.DEBUG
+            log.log(level, "poll failed", extra={"target": self.target.name, "error": str(error)})
+            self._last_error = signature
             return False
-        result = aggregator.result()
         self._invalid_jobs.inc(fetched.invalid)
         self._out_of_range.inc(result.progress_out_of_range)
         completed = self._clock()
@@ -81,15 +107,17 @@ class TargetPoller:
             log.info("poll recovered", extra={"target": self.target.name})
             self._last_error = None
         edge = window_start + self._settings.window / 10
-        if (
+        near_edge = (
             result.oldest_submission_seconds is not None
             and result.oldest_submission_seconds <= edge
-        ):
+        )
+        if near_edge and not self._warned_edge:
             log.warning(
                 "a running job was submitted near the start of the window; jobs submitted "
                 "before it are invisible: consider a longer poll.window",
                 extra={"target": self.target.name, "window_start": window_start},
             )
+        self._warned_edge = near_edge
         log.debug(
             "poll done",
             extra={

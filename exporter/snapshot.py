@@ -32,6 +32,12 @@ class TargetStatus:
     snapshot: Snapshot | None = None
 
 
+def is_stale(status: TargetStatus, now: float, max_staleness: float) -> bool:
+    """True when a down target's last good snapshot is too old to be served any more."""
+    snapshot = status.snapshot
+    return snapshot is not None and not status.up and now - snapshot.completed_at > max_staleness
+
+
 class SnapshotStore:
     """Each target's latest status; ``generation`` changes whenever any of them does."""
 

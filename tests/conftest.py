@@ -52,4 +52,12 @@ def make_target(endpoint: str = "https://maxcompute.cn-hangzhou.aliyuncs.com", *
 
 @pytest.fixture
 def settings() -> PollSettings:
-    return PollSettings(interval=60.0, window=86400.0, page_concurrency=4, timeout=5.0)
+    """No retries and no rate limit: each test that needs them says so."""
+    return PollSettings(
+        interval=60.0,
+        window=86400.0,
+        page_concurrency=4,
+        timeout=5.0,
+        retries=0,
+        rate_limit=10_000.0,
+    )

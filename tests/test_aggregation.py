@@ -8,7 +8,7 @@ from tests.conftest import NOW, job_record
 
 
 def job(instance_id: str, **kwargs) -> RunningJob:
-    parsed = parse_job(job_record(instance_id, **kwargs))
+    parsed = parse_job(job_record(instance_id, **kwargs), NOW)
     assert parsed is not None
     return parsed
 

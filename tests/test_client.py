@@ -88,7 +88,7 @@ async def test_walks_every_page(count: int, pages: int, settings: PollSettings) 
 
 
 async def test_pages_after_the_first_are_fetched_concurrently_up_to_the_limit() -> None:
-    settings = PollSettings(page_concurrency=3, timeout=5.0)
+    settings = PollSettings(page_concurrency=3, timeout=5.0, rate_limit=10_000.0)
     api = FakeApi(many_records(200), delay=0.02)
     await fetch(api, settings)
     assert api.max_in_flight == 3
@@ -293,3 +293,133 @@ async def test_an_oversized_body_is_refused(settings: PollSettings, monkeypatch)
         await fetch(responder(200, body), settings)
     assert caught.value.reason == "invalid_response"
     assert "larger than" in str(caught.value)
+
+
+class Script:
+    """Answers each request with the next response of a script, then with the last one."""
+
+    def __init__(self, *responses: httpx.Response | Exception) -> None:
+        self.responses = list(responses)
+        self.times: list[float] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.times.append(asyncio.get_running_loop().time())
+        response = self.responses.pop(0) if len(self.responses) > 1 else self.responses[0]
+        if isinstance(response, Exception):
+            raise response
+        return response
+
+
+def ok(records: list, total: int | None = None) -> httpx.Response:
+    return httpx.Response(200, json=envelope(records, len(records) if total is None else total))
+
+
+RETRYING = PollSettings(retries=3, retry_backoff=0.01, rate_limit=10_000.0, timeout=5.0)
+
+
+@pytest.mark.parametrize(
+    "transient",
+    [
+        httpx.Response(429, json=failure("Throttling.User", 429)),
+        httpx.Response(400, json=failure("Throttling.Api", 400)),
+        httpx.Response(503, json=failure("ServiceUnavailable", 503)),
+        httpx.ReadTimeout("slow"),
+        httpx.ConnectError("refused"),
+    ],
+    ids=["429", "throttling-code", "503", "timeout", "connection"],
+)
+async def test_transient_failures_are_retried_until_they_heal(transient) -> None:
+    script = Script(transient, transient, ok([job_record("a")]))
+    codes: list[str] = []
+    jobs, _ = await fetch(script, RETRYING, codes=codes)
+    assert [j.instance_id for j in jobs] == ["a"]
+    assert len(script.times) == 3
+    assert codes[-1] == "200" and len(codes) == 3
+
+
+async def test_retries_give_up_after_the_configured_count() -> None:
+    script = Script(httpx.Response(503, json=failure("ServiceUnavailable", 503)))
+    codes: list[str] = []
+    with pytest.raises(ApiError) as caught:
+        await fetch(script, RETRYING, codes=codes)
+    assert caught.value.reason == "server_error"
+    assert codes == ["503"] * 4
+
+
+@pytest.mark.parametrize(
+    "permanent",
+    [
+        httpx.Response(400, json=failure("SignatureDoesNotMatch", 400)),
+        httpx.Response(403, json=failure("Forbidden.RAM", 403)),
+        httpx.Response(400, json=failure("InvalidParameter", 400)),
+        httpx.Response(200, content=b"<html>proxy</html>"),
+    ],
+    ids=["signature", "forbidden", "parameter", "html"],
+)
+async def test_failures_that_cannot_heal_are_not_retried(permanent) -> None:
+    script = Script(permanent, ok([]))
+    with pytest.raises(ApiError):
+        await fetch(script, RETRYING)
+    assert len(script.times) == 1
+
+
+async def test_retry_after_is_honoured() -> None:
+    throttled = httpx.Response(
+        429, json=failure("Throttling.User", 429), headers={"Retry-After": "0.3"}
+    )
+    script = Script(throttled, ok([]))
+    await fetch(script, RETRYING)
+    assert script.times[1] - script.times[0] >= 0.3
+
+
+async def test_requests_are_rate_limited_per_target() -> None:
+    settings = PollSettings(page_concurrency=4, rate_limit=50.0, timeout=5.0, retries=0)
+    api = FakeApi(many_records(20 * 24))
+    started = asyncio.get_running_loop().time()
+    await fetch(api, settings)
+    elapsed = asyncio.get_running_loop().time() - started
+    # 24 requests at 50/s with a burst of 4: at least (24 - 4) / 50 = 0.4 s.
+    assert elapsed >= 0.4
+    assert len(api.requests) == 24
+
+
+async def test_a_page_shorter_than_its_total_promises_is_inconsistent(
+    settings: PollSettings,
+) -> None:
+    records = many_records(60)
+
+    def api(request: httpx.Request) -> httpx.Response:
+        number = int(request.url.params["pageNumber"])
+        page = records[(number - 1) * 20 : number * 20]
+        if number == 2:
+            page = page[:15]  # promised 20 of 60, holds 15
+        return httpx.Response(200, json=envelope(page, 60, number))
+
+    with pytest.raises(ApiError) as caught:
+        await fetch(api, settings)
+    assert caught.value.reason == "inconsistent"
+    assert str(caught.value) == "page 2 holds 15 jobs where its totalCount 60 promises 20"
+
+
+async def test_pages_announced_by_a_grown_total_are_read_too(settings: PollSettings) -> None:
+    records = many_records(50)
+    seen_first = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        number = int(request.url.params["pageNumber"])
+        # Jobs started while the poll ran: page 1 says 30, later pages say 50.
+        total = 30 if not seen_first else 50
+        seen_first.append(number)
+        page = records[(number - 1) * 20 : number * 20]
+        return httpx.Response(200, json=envelope(page, total, number))
+
+    jobs, result = await fetch(api, settings)
+    assert sorted(seen_first) == [1, 2, 3]
+    assert len({j.instance_id for j in jobs}) == 50
+    assert result.pages == 3
+
+
+async def test_more_jobs_than_page_size_is_invalid(settings: PollSettings) -> None:
+    with pytest.raises(ApiError) as caught:
+        await fetch(responder(200, envelope(many_records(21), 21)), settings)
+    assert caught.value.reason == "invalid_response"

@@ -15,7 +15,7 @@ OTHER = make_target(region="cn-shanghai")
 
 
 def snapshot(*records: dict) -> Snapshot:
-    result = aggregate(parse_job(r) for r in records)
+    result = aggregate(parse_job(r, NOW) for r in records)
     return Snapshot(result.groups, result.jobs, completed_at=NOW)
 
 

@@ -37,8 +37,30 @@ def test_example_config_is_valid_and_documents_the_defaults() -> None:
 
 def test_minimal_config_takes_defaults() -> None:
     config = parse("targets: [{region: cn-beijing}]")
-    assert config.poll == PollSettings(interval=60, window=86400, page_concurrency=4, timeout=10)
+    assert config.poll == PollSettings(
+        interval=60,
+        window=86400,
+        page_concurrency=4,
+        timeout=10,
+        retries=3,
+        retry_backoff=0.5,
+        rate_limit=20.0,
+        deadline=None,
+        max_staleness=None,
+    )
+    assert config.poll.effective_deadline == 54.0
+    assert config.poll.effective_max_staleness == 180.0
     assert config.targets[0].labels == ()
+
+
+def test_fault_handling_keys() -> None:
+    config = parse(
+        "targets: [{region: cn-beijing}]\npoll: {interval: 30s, retries: 0, retry_backoff: 2s,"
+        " rate_limit: 2.5, deadline: 20s, max_staleness: 10m}"
+    )
+    assert (config.poll.retries, config.poll.retry_backoff, config.poll.rate_limit) == (0, 2, 2.5)
+    assert config.poll.effective_deadline == 20.0
+    assert config.poll.effective_max_staleness == 600.0
 
 
 def test_sts_token_from_environment() -> None:
@@ -150,7 +172,28 @@ def test_durations(text: str, seconds: float) -> None:
         ),
         (
             "targets: [{region: cn-beijing}]\npoll: {jitter: 1s}",
-            "poll.jitter: unknown key (known keys: interval, page_concurrency, timeout, window)",
+            "poll.jitter: unknown key (known keys: deadline, interval, max_staleness,"
+            " page_concurrency, rate_limit, retries, retry_backoff, timeout, window)",
+        ),
+        (
+            "targets: [{region: cn-beijing}]\npoll: {retries: 11}",
+            "poll.retries: expected a whole number from 0 to 10, got 11",
+        ),
+        (
+            "targets: [{region: cn-beijing}]\npoll: {rate_limit: fast}",
+            "poll.rate_limit: expected requests per second, a number above 0, got 'fast'",
+        ),
+        (
+            "targets: [{region: cn-beijing}]\npoll: {rate_limit: 0}",
+            "poll.rate_limit: expected requests per second, above 0, got 0",
+        ),
+        (
+            "targets: [{region: cn-beijing}]\npoll: {interval: 60s, deadline: 60s}",
+            "poll.deadline: expected at least poll.timeout and less than poll.interval, got '60s'",
+        ),
+        (
+            "targets: [{region: cn-beijing}]\npoll: {interval: 60s, max_staleness: 30s}",
+            "poll.max_staleness: expected at least poll.interval, got '30s'",
         ),
     ],
 )

@@ -323,14 +323,16 @@ class RunningJobsClient:
         """Every page of the window: page 1 first, then the rest ``page_concurrency`` at a time.
 
         Jobs go to ``on_job`` as pages arrive. Raises ``ApiError`` if any page fails, or with
-        reason ``inconsistent`` if a page holds fewer jobs than its own ``totalCount``
-        promises; the caller must then discard what it was given. If a later page announces a
-        larger ``totalCount`` (jobs started meanwhile), the extra pages are read too.
+        reason ``inconsistent`` when the pages disagree: a later page reports another
+        ``totalCount`` than page 1, or a page holds fewer jobs than its ``totalCount`` promises.
+        Either means the list moved under the read, and jobs may have slipped between pages
+        unseen; the caller must then discard what it was given.
         """
         semaphore = asyncio.Semaphore(self._settings.page_concurrency)
-        totals = {"records": 0, "invalid": 0, "max_total": 0}
+        counts = {"records": 0, "invalid": 0}
+        first_total: int | None = None
 
-        async def fetch(number: int) -> None:
+        async def fetch(number: int) -> int:
             async with semaphore:
                 page = await self.fetch_page_with_retries(window_start, window_end, number)
             promised = min(PAGE_SIZE, max(0, page.total_count - PAGE_SIZE * (number - 1)))
@@ -340,22 +342,26 @@ class RunningJobsClient:
                     f"page {number} holds {page.records} jobs where its totalCount "
                     f"{page.total_count} promises {promised}",
                 )
+            if first_total is not None and page.total_count != first_total:
+                raise ApiError(
+                    "inconsistent",
+                    f"page {number} reports totalCount {page.total_count}, page 1 reported "
+                    f"{first_total}",
+                )
             # Folded in as it arrives, so a poll never holds all its pages at once.
-            totals["records"] += page.records
-            totals["invalid"] += page.invalid
-            totals["max_total"] = max(totals["max_total"], page.total_count)
+            counts["records"] += page.records
+            counts["invalid"] += page.invalid
             for job in page.jobs:
                 on_job(job)
+            return page.total_count
 
-        await fetch(1)
-        first_total = totals["max_total"]
-        fetched = 1
-        while (needed := max(1, math.ceil(totals["max_total"] / PAGE_SIZE))) > fetched:
+        first_total = await fetch(1)
+        pages = max(1, math.ceil(first_total / PAGE_SIZE))
+        if pages > 1:
             try:
                 async with asyncio.TaskGroup() as group:
-                    for number in range(fetched + 1, needed + 1):
+                    for number in range(2, pages + 1):
                         group.create_task(fetch(number))
             except* ApiError as failures:
                 raise failures.exceptions[0] from None
-            fetched = needed
-        return FetchResult(first_total, fetched, totals["records"], totals["invalid"])
+        return FetchResult(first_total, pages, counts["records"], counts["invalid"])

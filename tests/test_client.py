@@ -401,22 +401,24 @@ async def test_a_page_shorter_than_its_total_promises_is_inconsistent(
     assert str(caught.value) == "page 2 holds 15 jobs where its totalCount 60 promises 20"
 
 
-async def test_pages_announced_by_a_grown_total_are_read_too(settings: PollSettings) -> None:
+async def test_a_total_that_changed_between_pages_is_inconsistent(
+    settings: PollSettings,
+) -> None:
     records = many_records(50)
-    seen_first = []
 
     def api(request: httpx.Request) -> httpx.Response:
         number = int(request.url.params["pageNumber"])
-        # Jobs started while the poll ran: page 1 says 30, later pages say 50.
-        total = 30 if not seen_first else 50
-        seen_first.append(number)
+        # Jobs started while the poll ran: page 1 says 45, later pages say 50.
         page = records[(number - 1) * 20 : number * 20]
-        return httpx.Response(200, json=envelope(page, total, number))
+        return httpx.Response(200, json=envelope(page, 45 if number == 1 else 50, number))
 
-    jobs, result = await fetch(api, settings)
-    assert sorted(seen_first) == [1, 2, 3]
-    assert len({j.instance_id for j in jobs}) == 50
-    assert result.pages == 3
+    with pytest.raises(ApiError) as caught:
+        await fetch(api, settings)
+    assert caught.value.reason == "inconsistent"
+    assert str(caught.value) in (
+        "page 2 reports totalCount 50, page 1 reported 45",
+        "page 3 reports totalCount 50, page 1 reported 45",
+    )
 
 
 async def test_more_jobs_than_page_size_is_invalid(settings: PollSettings) -> None:

@@ -325,3 +325,63 @@ async def test_the_web_server_answers_while_a_poll_hangs(simulator: ApiSimulator
         server.shutdown()
         server.server_close()
         await stack.poller.aclose()
+
+
+class Churn:
+    """A job list that changes between requests the way ``changes(call)`` says."""
+
+    def __init__(self, changes) -> None:
+        self.calls = 0
+        self.changes = changes
+
+    def __call__(self, now: float) -> list[dict]:
+        self.calls += 1
+        return JOBS[:30] + JOBS[30 : 30 + self.changes(self.calls)]
+
+
+class Ticking:
+    """A simulator clock that moves a second per reading, so no two requests share a cache."""
+
+    def __init__(self) -> None:
+        self.now = float(NOW)
+
+    def __call__(self) -> float:
+        self.now += 1
+        return self.now
+
+
+async def test_pages_that_disagree_are_read_again_and_published_only_when_consistent() -> None:
+    # Read 1: page 1 sees 30 jobs, page 2 sees 31 (one started). Read 2: both see 30.
+    churn = Churn(lambda call: 1 if call == 2 else 0)
+    sim = ApiSimulator(
+        churn, credentials={KEY.access_key_id: (KEY.access_key_secret, None)}, clock=Ticking()
+    ).start()
+    stack = Stack(sim)
+    try:
+        assert await stack.poller.poll()
+    finally:
+        await stack.poller.aclose()
+        sim.stop()
+    values = stack.scrape()
+    assert churn.calls == 4
+    assert values[("maxcompute_running_jobs", "sales")] == 30
+    assert ("maxcompute_running_jobs", "ads") not in values
+    assert errors(values) == {}
+
+
+async def test_pages_that_keep_disagreeing_fail_the_poll_as_inconsistent() -> None:
+    churn = Churn(lambda call: call % 2)
+    sim = ApiSimulator(
+        churn, credentials={KEY.access_key_id: (KEY.access_key_secret, None)}, clock=Ticking()
+    ).start()
+    stack = Stack(sim)
+    try:
+        assert not await stack.poller.poll()
+    finally:
+        await stack.poller.aclose()
+        sim.stop()
+    values = stack.scrape()
+    assert churn.calls == 4
+    assert errors(values) == {"inconsistent": 1}
+    assert values[("maxcompute_up",)] == 0
+    assert not [k for k in values if k[0] == "maxcompute_running_jobs"]

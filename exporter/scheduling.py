@@ -6,6 +6,8 @@ missed while a poll was late into a single run instead of a queue of them.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -13,6 +15,16 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from exporter.poller import TargetPoller
+
+log = logging.getLogger(__name__)
+
+
+async def run_poll(poller: TargetPoller) -> None:
+    try:
+        await poller.poll()
+    except asyncio.CancelledError:
+        # Shutdown cancels polls in flight; that is not an error worth a traceback.
+        log.debug("poll cancelled", extra={"target": poller.target.name})
 
 
 class PollScheduler:
@@ -22,7 +34,7 @@ class PollScheduler:
         now = datetime.now(UTC)
         for index, poller in enumerate(pollers):
             self._scheduler.add_job(
-                poller.poll,
+                run_poll,
                 IntervalTrigger(seconds=interval, timezone=UTC),
                 id=f"poll-{index}-{poller.target.name}",
                 name=f"poll {poller.target.name}",
@@ -30,6 +42,7 @@ class PollScheduler:
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=max(1, int(interval)),
+                args=(poller,),
             )
 
     def start(self) -> None:

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import random
+import sys
 import threading
 import time
 import uuid
@@ -270,6 +271,12 @@ class ApiSimulator(ThreadingHTTPServer):
 
     daemon_threads = True
     request_queue_size = 128
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that hung up mid-response (a timed-out poll or scrape) is not an error.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def __init__(
         self,

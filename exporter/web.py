@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import html
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,6 +47,12 @@ class ExporterHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     # Prometheus scrapes from several replicas at once; a deeper accept queue absorbs bursts.
     request_queue_size = 128
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that hung up mid-response (a timed-out poll or scrape) is not an error.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def __init__(
         self,

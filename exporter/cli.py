@@ -26,6 +26,7 @@ from exporter.simulator import (
 )
 from exporter.snapshot import SnapshotStore
 from exporter.web import ExporterHTTPServer, parse_listen_address
+from exporter.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("exporter")
 
@@ -57,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="telemetry_path",
         default="/metrics",
         help="path under which to expose metrics (default /metrics)",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        help="exporter-toolkit web configuration: TLS and basic auth",
     )
     parser.add_argument(
         "--log.level", dest="log_level", default="info", choices=sorted(LEVELS), help="log level"
@@ -159,6 +166,13 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except ValueError as error:
         fail(EXIT_USAGE, str(error))
 
+    web_config = WebConfig()
+    if args.web_config_file:
+        try:
+            web_config = load_web_config(args.web_config_file)
+        except ConfigError as error:
+            fail(EXIT_USAGE, f"web config error: {error}")
+
     simulator = None
     if args.demo:
         if args.config:
@@ -182,7 +196,11 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     exporter = Exporter(config)
     try:
         server = ExporterHTTPServer(
-            listen, exporter.renderer.render, lambda: exporter.store.ready, args.telemetry_path
+            listen,
+            exporter.renderer.render,
+            lambda: exporter.store.ready,
+            args.telemetry_path,
+            web_config,
         )
     except OSError as error:
         fail(1, f"--web.listen-address: cannot listen on {args.listen_address}: {error.strerror}")
@@ -191,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         "listening",
         extra={
             "address": args.listen_address,
+            "tls": web_config.tls is not None,
+            "basic_auth": bool(web_config.users),
             "telemetry_path": args.telemetry_path,
             "targets": ",".join(t.name for t in config.targets),
             "interval_seconds": config.poll.interval,

@@ -9,12 +9,14 @@ from __future__ import annotations
 import gzip
 import html
 import logging
+import ssl
 import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from exporter import __version__
+from exporter.webconfig import BasicAuth, WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +62,37 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         render_metrics: Callable[[], bytes],
         is_ready: Callable[[], bool],
         telemetry_path: str = "/metrics",
+        web_config: WebConfig | None = None,
     ) -> None:
         if ":" in address[0]:
             import socket
 
             self.address_family = socket.AF_INET6
         super().__init__(address, ExporterRequestHandler)
+        web_config = web_config or WebConfig()
+        self.tls = web_config.tls is not None
+        if web_config.tls is not None:
+            # The handshake happens in the request's own thread (finish_request), so a slow
+            # client cannot stall the accept loop.
+            self.socket = web_config.tls.wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False
+            )
+        self.basic_auth = BasicAuth(web_config.users)
         self.render_metrics = render_metrics
         self.is_ready = is_ready
         self.telemetry_path = telemetry_path
         self.landing = landing_page(telemetry_path)
+
+    def finish_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        if self.tls:
+            try:
+                request.do_handshake()
+            except (OSError, ssl.SSLError) as error:
+                log.debug(
+                    "TLS handshake failed", extra={"client": client_address[0], "error": str(error)}
+                )
+                return
+        super().finish_request(request, client_address)
 
     def serve_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, args=(0.1,), name="web", daemon=True)
@@ -83,6 +106,15 @@ class ExporterRequestHandler(BaseHTTPRequestHandler):
     server_version = f"maxcompute-exporter/{__version__}"
 
     def do_GET(self) -> None:
+        if not self.server.basic_auth.check(self.headers.get("Authorization")):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="maxcompute-exporter"')
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", "13")
+            self.end_headers()
+            if not getattr(self, "_head_only", False):
+                self.wfile.write(b"Unauthorized\n")
+            return
         path = self.path.split("?", 1)[0]
         if path == self.server.telemetry_path:
             try:

@@ -197,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     try:
         server = ExporterHTTPServer(
             listen,
-            exporter.renderer.render,
+            exporter.renderer,
             lambda: exporter.store.ready,
             args.telemetry_path,
             web_config,

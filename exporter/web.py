@@ -6,7 +6,6 @@ never waits for a poll (polls run on the asyncio loop in another thread).
 
 from __future__ import annotations
 
-import gzip
 import html
 import logging
 import ssl
@@ -14,6 +13,7 @@ import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
 
 from exporter import __version__
 from exporter.webconfig import BasicAuth, WebConfig
@@ -22,6 +22,14 @@ log = logging.getLogger(__name__)
 
 # The classic text format is what the exposition is written in (and what every Prometheus reads).
 EXPOSITION_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Exposition(Protocol):
+    """What ``/metrics`` serves (``collector.MetricsRenderer``)."""
+
+    def render(self) -> bytes: ...
+
+    def render_gzip(self) -> bytes: ...
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -59,7 +67,7 @@ class ExporterHTTPServer(ThreadingHTTPServer):
     def __init__(
         self,
         address: tuple[str, int],
-        render_metrics: Callable[[], bytes],
+        exposition: Exposition,
         is_ready: Callable[[], bool],
         telemetry_path: str = "/metrics",
         web_config: WebConfig | None = None,
@@ -78,7 +86,7 @@ class ExporterHTTPServer(ThreadingHTTPServer):
                 self.socket, server_side=True, do_handshake_on_connect=False
             )
         self.basic_auth = BasicAuth(web_config.users)
-        self.render_metrics = render_metrics
+        self.exposition = exposition
         self.is_ready = is_ready
         self.telemetry_path = telemetry_path
         self.landing = landing_page(telemetry_path)
@@ -117,13 +125,15 @@ class ExporterRequestHandler(BaseHTTPRequestHandler):
             return
         path = self.path.split("?", 1)[0]
         if path == self.server.telemetry_path:
+            gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
             try:
-                body = self.server.render_metrics()
+                exposition = self.server.exposition
+                body = exposition.render_gzip() if gzipped else exposition.render()
             except Exception:
                 log.exception("rendering metrics failed")
                 self._send(500, b"error rendering metrics\n", "text/plain; charset=utf-8")
                 return
-            self._send(200, body, EXPOSITION_CONTENT_TYPE, compressible=True)
+            self._send(200, body, EXPOSITION_CONTENT_TYPE, "gzip" if gzipped else None)
         elif path == "/":
             self._send(200, self.server.landing, "text/html; charset=utf-8")
         elif path == "/healthz":
@@ -140,11 +150,9 @@ class ExporterRequestHandler(BaseHTTPRequestHandler):
         self._head_only = True
         self.do_GET()
 
-    def _send(self, status: int, body: bytes, content_type: str, compressible: bool = False):
-        encoding = None
-        if compressible and "gzip" in self.headers.get("Accept-Encoding", ""):
-            body = gzip.compress(body, compresslevel=1)
-            encoding = "gzip"
+    def _send(
+        self, status: int, body: bytes, content_type: str, encoding: str | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))

@@ -144,3 +144,22 @@ def test_job_exposition_is_rendered_once_per_published_snapshot() -> None:
     store.publish_success(PROD, snapshot(job_record("a"), job_record("b")))
     assert renderer.job_exposition() is not first
     assert b"maxcompute_running_jobs{" in renderer.job_exposition()
+
+
+def test_gzip_body_is_one_gzip_member_holding_exactly_the_plain_body() -> None:
+    import gzip
+    import zlib
+
+    store = SnapshotStore((PROD,))
+    metrics = ExporterMetrics(store, (PROD,), ("account",), 60.0, process_metrics=False)
+    renderer = MetricsRenderer(store, metrics)
+    store.publish_success(
+        PROD, snapshot(*(job_record(f"j{n}", project=f"p{n}") for n in range(50)))
+    )
+    for _ in range(2):  # the second time from the cached compressor state
+        compressed = renderer.render_gzip()
+        # A single-member decoder (what curl and httpx use) sees the whole body.
+        single = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        assert single.decompress(compressed) == renderer.render()
+        assert single.eof and single.unused_data == b""
+        assert gzip.decompress(compressed) == renderer.render()

@@ -309,7 +309,7 @@ async def test_the_web_server_answers_while_a_poll_hangs(simulator: ApiSimulator
         interval=10.0, window=3600.0, timeout=5.0, retries=0, rate_limit=1000.0, deadline=5.0
     )
     stack = Stack(simulator, settings)
-    server = ExporterHTTPServer(("127.0.0.1", 0), stack.renderer.render, lambda: False)
+    server = ExporterHTTPServer(("127.0.0.1", 0), stack.renderer, lambda: False)
     server.serve_in_thread()
     port = server.server_address[1]
     try:

@@ -19,17 +19,17 @@ import hashlib
 import hmac
 import json
 import random
-import sys
 import threading
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
 from exporter.signing import ALGORITHM, signature
+from exporter.web import QuietThreadingHTTPServer
 
 PATH = "/api/v1/jobs/runningJobs"
 DEMO_ACCESS_KEY_ID = "LTAI-simulator-demo"
@@ -266,17 +266,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         self._reply(200, body)
 
 
-class ApiSimulator(ThreadingHTTPServer):
+class ApiSimulator(QuietThreadingHTTPServer):
     """The simulator's HTTP server; ``url`` is its endpoint for a target's ``endpoint:``."""
-
-    daemon_threads = True
-    request_queue_size = 128
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        # A client that hung up mid-response (a timed-out poll or scrape) is not an error.
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
 
     def __init__(
         self,

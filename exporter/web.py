@@ -53,7 +53,9 @@ def landing_page(telemetry_path: str) -> bytes:
     ).encode()
 
 
-class ExporterHTTPServer(ThreadingHTTPServer):
+class QuietThreadingHTTPServer(ThreadingHTTPServer):
+    """A thread per request, a deep accept queue, and no traceback for a client that left."""
+
     daemon_threads = True
     # Prometheus scrapes from several replicas at once; a deeper accept queue absorbs bursts.
     request_queue_size = 128
@@ -64,6 +66,8 @@ class ExporterHTTPServer(ThreadingHTTPServer):
             return
         super().handle_error(request, client_address)
 
+
+class ExporterHTTPServer(QuietThreadingHTTPServer):
     def __init__(
         self,
         address: tuple[str, int],

@@ -39,21 +39,26 @@ def simulator() -> Iterator[ApiSimulator]:
     sim.stop()
 
 
-def request(
-    sim: ApiSimulator, query: dict[str, str], credentials: Credentials = KEY, tamper=None
-) -> httpx.Response:
-    host = sim.url.removeprefix("http://")
-    headers = sign_request(
+def signed_headers(
+    sim: ApiSimulator, query: dict[str, str], credentials: Credentials = KEY, nonce: str = ""
+) -> dict[str, str]:
+    return sign_request(
         credentials,
         "GET",
-        host,
+        sim.url.removeprefix("http://"),
         "/api/v1/jobs/runningJobs",
         query,
         "GetRunningJobs",
         "2022-01-04",
         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        uuid.uuid4().hex,
+        nonce or uuid.uuid4().hex,
     )
+
+
+def request(
+    sim: ApiSimulator, query: dict[str, str], credentials: Credentials = KEY, tamper=None
+) -> httpx.Response:
+    headers = signed_headers(sim, query, credentials)
     if tamper:
         tamper(headers)
     url = f"{sim.url}/api/v1/jobs/runningJobs?{canonical_query(query)}"
@@ -138,19 +143,8 @@ def test_sts_credentials_are_accepted(simulator: ApiSimulator) -> None:
 
 
 def test_a_replayed_nonce_is_refused(simulator: ApiSimulator) -> None:
-    host = simulator.url.removeprefix("http://")
     query = {"from": "1", "to": "2"}
-    headers = sign_request(
-        KEY,
-        "GET",
-        host,
-        "/api/v1/jobs/runningJobs",
-        query,
-        "GetRunningJobs",
-        "2022-01-04",
-        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "fixed-nonce",
-    )
+    headers = signed_headers(simulator, query, nonce="fixed-nonce")
     url = f"{simulator.url}/api/v1/jobs/runningJobs?{canonical_query(query)}"
     assert httpx.get(url, headers=headers).status_code == 200
     replay = httpx.get(url, headers=headers)
@@ -160,18 +154,7 @@ def test_a_replayed_nonce_is_refused(simulator: ApiSimulator) -> None:
 def test_form_encoded_query_verifies_too(simulator: ApiSimulator) -> None:
     # The SDK may send '+' for a space; the signature is over the decoded values.
     query = {"from": str(NOW - 1000), "to": str(NOW), "quotaNicknameList": "q 3"}
-    host = simulator.url.removeprefix("http://")
-    headers = sign_request(
-        KEY,
-        "GET",
-        host,
-        "/api/v1/jobs/runningJobs",
-        query,
-        "GetRunningJobs",
-        "2022-01-04",
-        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        uuid.uuid4().hex,
-    )
+    headers = signed_headers(simulator, query)
     url = (
         f"{simulator.url}/api/v1/jobs/runningJobs?from={NOW - 1000}&to={NOW}&quotaNicknameList=q+3"
     )

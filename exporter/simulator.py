@@ -121,6 +121,7 @@ def break_record(record: dict, rng: random.Random) -> dict:
 class SimulatorHandler(BaseHTTPRequestHandler):
     server: ApiSimulator
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as the exporter's server: no delayed-ACK stall per reply
 
     def log_message(self, format: str, *args: object) -> None:
         pass

@@ -226,6 +226,7 @@ class RunningJobsClient:
             max_connections=settings.page_concurrency,
             max_keepalive_connections=settings.page_concurrency,
         )
+        self.last_total_count: int | None = None  # totalCount of the latest page 1 read
         self._limiter = RateLimiter(settings.rate_limit, burst=settings.page_concurrency)
         self._random = random.Random()
         self._http = httpx.AsyncClient(
@@ -356,6 +357,7 @@ class RunningJobsClient:
             return page.total_count
 
         first_total = await fetch(1)
+        self.last_total_count = first_total
         pages = max(1, math.ceil(first_total / PAGE_SIZE))
         if pages > 1:
             try:

@@ -272,6 +272,9 @@ def start_gzip(data: bytes) -> tuple[bytes, Any]:
     return compressor.compress(data), compressor
 
 
+EMPTY_RENDERING = RenderedJobs((), b"", *start_gzip(b""))
+
+
 class MetricsRenderer:
     """The ``/metrics`` body: cached job exposition plus freshly rendered self-metrics.
 
@@ -284,7 +287,7 @@ class MetricsRenderer:
         self._store = store
         self._metrics = metrics
         self._lock = threading.Lock()
-        self._rendered = RenderedJobs((), b"", *start_gzip(b""))
+        self._rendered = EMPTY_RENDERING
 
     def _jobs(self) -> RenderedJobs:
         """Rendered again only when a poll published or a snapshot went stale."""
@@ -298,6 +301,9 @@ class MetricsRenderer:
             with self._lock:
                 rendered = self._rendered
                 if key != rendered.key:
+                    # Let the old exposition go first: it is stale, every scrape now waits
+                    # for the new one, and two at once would set the peak memory.
+                    self._rendered = rendered = EMPTY_RENDERING
                     plain = generate_latest(self._metrics.job_registry)
                     rendered = self._rendered = RenderedJobs(key, plain, *start_gzip(plain))
         return rendered
@@ -306,7 +312,11 @@ class MetricsRenderer:
         return self._jobs().plain
 
     def render(self) -> bytes:
-        return self._jobs().plain + generate_latest(self._metrics.self_registry)
+        return b"".join(self.render_parts())
+
+    def render_parts(self) -> tuple[bytes, bytes]:
+        """The plain body in two parts, so a server can send them without joining 1 MB."""
+        return self._jobs().plain, generate_latest(self._metrics.self_registry)
 
     def render_gzip(self) -> bytes:
         """The same body as ``render()``, gzip-compressed."""

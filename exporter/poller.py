@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 
 from exporter.aggregation import AggregateResult, JobAggregator
-from exporter.client import REASONS, ApiError, FetchResult, RunningJobsClient
+from exporter.client import PAGE_SIZE, REASONS, ApiError, FetchResult, RunningJobsClient
 from exporter.collector import ExporterMetrics, target_label_values
 from exporter.config import PollSettings, Target
 from exporter.snapshot import Snapshot, SnapshotStore
@@ -23,6 +24,11 @@ def poll_window(now: float, window: float) -> tuple[int, int]:
     """The closed submission-time interval [from, to] of a poll at ``now``, in Unix seconds."""
     end = int(now)
     return end - int(window), end
+
+
+def min_poll_seconds(total_count: int, rate_limit: float) -> float:
+    """The least time a poll of ``total_count`` jobs can take at ``rate_limit`` requests/s."""
+    return max(1, math.ceil(total_count / PAGE_SIZE)) / rate_limit
 
 
 class TargetPoller:
@@ -53,6 +59,7 @@ class TargetPoller:
         self._client = client or RunningJobsClient(target, settings, on_request=self._api_requests)
         self._last_error: tuple | None = None
         self._warned_edge = False
+        self._warned_rate = False
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -71,6 +78,26 @@ class TargetPoller:
                 continue
             return fetched, aggregator.result(), window_start
         raise AssertionError("unreachable")
+
+    def _check_rate_limit_fits(self) -> None:
+        """Warn (once) when the rate limit alone makes a poll take most of its deadline."""
+        total = self._client.last_total_count
+        if total is None:
+            return
+        needed = min_poll_seconds(total, self._settings.rate_limit)
+        too_slow = needed > 0.8 * self._settings.effective_deadline
+        if too_slow and not self._warned_rate:
+            log.warning(
+                "at poll.rate_limit a poll of this many jobs needs most of its deadline: "
+                "raise poll.rate_limit (if the service allows) or poll.interval",
+                extra={
+                    "target": self.target.name,
+                    "jobs": total,
+                    "seconds_needed": round(needed, 1),
+                    "deadline_seconds": self._settings.effective_deadline,
+                },
+            )
+        self._warned_rate = too_slow
 
     async def poll(self) -> bool:
         """Run one poll; True if it succeeded and its snapshot is now published."""
@@ -95,6 +122,7 @@ class TargetPoller:
             level = logging.WARNING if signature != self._last_error else logging.DEBUG
             log.log(level, "poll failed", extra={"target": self.target.name, "error": str(error)})
             self._last_error = signature
+            self._check_rate_limit_fits()
             return False
         self._invalid_jobs.inc(fetched.invalid)
         self._out_of_range.inc(result.progress_out_of_range)
@@ -106,6 +134,7 @@ class TargetPoller:
         if self._last_error is not None:
             log.info("poll recovered", extra={"target": self.target.name})
             self._last_error = None
+        self._check_rate_limit_fits()
         edge = window_start + self._settings.window / 10
         near_edge = (
             result.oldest_submission_seconds is not None

@@ -27,7 +27,7 @@ EXPOSITION_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class Exposition(Protocol):
     """What ``/metrics`` serves (``collector.MetricsRenderer``)."""
 
-    def render(self) -> bytes: ...
+    def render_parts(self) -> tuple[bytes, ...]: ...
 
     def render_gzip(self) -> bytes: ...
 
@@ -135,7 +135,7 @@ class ExporterRequestHandler(BaseHTTPRequestHandler):
             gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
             try:
                 exposition = self.server.exposition
-                body = exposition.render_gzip() if gzipped else exposition.render()
+                body = (exposition.render_gzip(),) if gzipped else exposition.render_parts()
             except Exception:
                 log.exception("rendering metrics failed")
                 self._send(500, b"error rendering metrics\n", "text/plain; charset=utf-8")
@@ -158,16 +158,21 @@ class ExporterRequestHandler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def _send(
-        self, status: int, body: bytes, content_type: str, encoding: str | None = None
+        self,
+        status: int,
+        body: bytes | tuple[bytes, ...],
+        content_type: str,
+        encoding: str | None = None,
     ) -> None:
+        parts = (body,) if isinstance(body, bytes) else body
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(sum(len(part) for part in parts)))
         if encoding:
             self.send_header("Content-Encoding", encoding)
         self.end_headers()
         if not getattr(self, "_head_only", False):
-            self.wfile.write(body)
+            self.wfile.writelines(parts)
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("http request", extra={"client": self.client_address[0], "line": format % args})

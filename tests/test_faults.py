@@ -385,3 +385,22 @@ async def test_pages_that_keep_disagreeing_fail_the_poll_as_inconsistent() -> No
     assert errors(values) == {"inconsistent": 1}
     assert values[("maxcompute_up",)] == 0
     assert not [k for k in values if k[0] == "maxcompute_running_jobs"]
+
+
+async def test_a_rate_limit_too_low_for_the_job_count_is_warned_about_once(
+    simulator: ApiSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 50 jobs = 3 pages; at 4 requests/s that is 0.75 s, over 80% of a 0.9 s deadline.
+    settings = PollSettings(
+        interval=1.0, window=3600.0, timeout=0.5, retries=0, rate_limit=4.0, deadline=0.9
+    )
+    stack = Stack(simulator, settings)
+    caplog.set_level(logging.WARNING, logger="exporter.poller")
+    try:
+        await stack.poller.poll()
+        await stack.poller.poll()
+    finally:
+        await stack.poller.aclose()
+    warnings = [r for r in caplog.records if "poll.rate_limit" in r.getMessage()]
+    assert len(warnings) == 1
+    assert (warnings[0].jobs, warnings[0].seconds_needed) == (50, 0.8)

@@ -121,7 +121,11 @@ class ExporterRequestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
-        if not self.server.basic_auth.check(self.headers.get("Authorization")):
+        path = self.path.split("?", 1)[0]
+        # /healthz stays open: liveness probes carry no credentials and it reveals nothing.
+        if path != "/healthz" and not self.server.basic_auth.check(
+            self.headers.get("Authorization")
+        ):
             self.send_response(401)
             self.send_header("WWW-Authenticate", 'Basic realm="maxcompute-exporter"')
             self.send_header("Content-Type", "text/plain; charset=utf-8")
@@ -130,7 +134,6 @@ class ExporterRequestHandler(BaseHTTPRequestHandler):
             if not getattr(self, "_head_only", False):
                 self.wfile.write(b"Unauthorized\n")
             return
-        path = self.path.split("?", 1)[0]
         if path == self.server.telemetry_path:
             gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
             try:

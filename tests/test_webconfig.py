@@ -78,6 +78,9 @@ def test_tls_and_basic_auth_end_to_end(web_config: Path, certificate) -> None:
             except httpx.TransportError:
                 time.sleep(0.05)
         assert response.status_code == 200
+        # Liveness probes carry no credentials: /healthz answers without them.
+        assert httpx.get(f"{base}/healthz", verify=context).status_code == 200
+        assert httpx.get(f"{base}/ready", verify=context).status_code == 401
         denied = httpx.get(f"{base}/metrics", verify=context, timeout=5)
         assert denied.status_code == 401
         assert denied.headers["www-authenticate"] == 'Basic realm="maxcompute-exporter"'

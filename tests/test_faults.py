@@ -404,3 +404,31 @@ async def test_a_rate_limit_too_low_for_the_job_count_is_warned_about_once(
     warnings = [r for r in caplog.records if "poll.rate_limit" in r.getMessage()]
     assert len(warnings) == 1
     assert (warnings[0].jobs, warnings[0].seconds_needed) == (50, 0.8)
+
+
+async def test_a_job_near_the_start_of_the_window_is_warned_about_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Window 1000 s: its first tenth is [now - 1000, now - 900].
+    jobs = [
+        job_record("old", submitted=NOW - 950, running=NOW - 940),
+        job_record("new", submitted=NOW - 10, running=NOW - 5),
+    ]
+    sim = ApiSimulator(jobs, credentials={KEY.access_key_id: (KEY.access_key_secret, None)})
+    sim.start()
+    settings = PollSettings(interval=10.0, window=1000.0, timeout=1.0, retries=0, rate_limit=1000.0)
+    stack = Stack(sim, settings)
+    caplog.set_level(logging.WARNING, logger="exporter.poller")
+    try:
+        assert await stack.poller.poll()
+        assert await stack.poller.poll()
+        sim.set_jobs(jobs[1:])
+        assert await stack.poller.poll()
+        sim.set_jobs(jobs)
+        assert await stack.poller.poll()
+    finally:
+        await stack.poller.aclose()
+        sim.stop()
+    edge = [r for r in caplog.records if "near the start of the window" in r.getMessage()]
+    # Once when it appears, not again while it stays, and again after it went and came back.
+    assert len(edge) == 2

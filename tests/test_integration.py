@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.simulator import ApiSimulator
+from exporter.simulator import ApiSimulator, Faults
 from tests.exporter_process import ExporterProcess, free_port, promtool, run_exporter
 
 NOW = int(time.time())
@@ -281,3 +281,29 @@ def test_demo_once_shows_real_looking_metrics() -> None:
     quotas = {dict(k[1:])["quota"] for k in got if k[0] == "maxcompute_running_jobs"}
     assert quotas == {"etl_quota", "adhoc_quota", "ml_quota"}
     assert got[("maxcompute_up", ("region", "cn-hangzhou"))] == 1
+
+
+def test_sigterm_cancels_a_poll_in_flight_and_exits_0_promptly(tmp_path: Path) -> None:
+    slow = ApiSimulator(
+        JOBS, credentials={KEY_ID: (SECRET, None)}, faults=Faults(latency=10.0)
+    ).start()
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"targets:\n  - region: cn-hangzhou\n    endpoint: {slow.url}\n"
+        "poll:\n  interval: 60s\n  timeout: 30s\n"
+    )
+    try:
+        process = ExporterProcess("--config", str(path), env=ENV)
+        process.wait_until("/healthz")
+        time.sleep(0.5)
+        assert slow.state.requests == 1  # the first poll is waiting on the API
+        started = time.monotonic()
+        process.process.send_signal(signal.SIGTERM)
+        code = process.process.wait(10)
+        stderr = process.process.stderr.read()
+    finally:
+        slow.stop()
+    assert code == 0
+    assert time.monotonic() - started < 3
+    assert "Traceback" not in stderr
+    assert 'msg="shutting down"' in stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -12,6 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.simulator import ApiSimulator, Faults
+from tests.conftest import job_record
 from tests.exporter_process import ExporterProcess, free_port, promtool, run_exporter
 
 NOW = int(time.time())
@@ -19,19 +21,19 @@ KEY_ID, SECRET = "LTAIintegration", "integration-secret-value"
 ENV = {"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET}
 
 
-def record(instance_id, project, quota, cu, memory, progress, queued, started_ago, owner="RAM$a:b"):
+def record(instance_id, project, quota, cu, memory, progress, queued, started_ago) -> dict:
+    """A job that waited ``queued`` seconds and started ``started_ago`` seconds ago."""
     started = NOW - started_ago
-    return {
-        "instanceId": instance_id,
-        "jobOwner": owner,
-        "project": project,
-        "quotaNickname": quota,
-        "cuSnapshot": cu,
-        "memorySnapshot": memory,
-        "submittedAtTime": started - queued,
-        "runningAtTime": started,
-        "progress": progress,
-    }
+    return job_record(
+        instance_id,
+        project=project,
+        quota=quota,
+        cu=cu,
+        memory=memory,
+        progress=progress,
+        submitted=started - queued,
+        running=started,
+    )
 
 
 # 45 jobs over three pages: 40 in (etl, sales), 3 in (etl, ads), 1 in (adhoc, sales), one bad.
@@ -307,3 +309,16 @@ def test_sigterm_cancels_a_poll_in_flight_and_exits_0_promptly(tmp_path: Path) -
     assert time.monotonic() - started < 3
     assert "Traceback" not in stderr
     assert 'msg="shutting down"' in stderr
+
+
+def test_log_format_json_and_logfmt() -> None:
+    result = run_exporter("--demo", "--once", "--log.format", "json")
+    assert result.returncode == 0
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert lines[0]["msg"] == "demo mode: polling the bundled simulator"
+    assert lines[0]["level"] == "info"
+    assert lines[0]["endpoint"].startswith("http://127.0.0.1:")
+    plain = run_exporter("--demo", "--once")
+    first = plain.stderr.splitlines()[0]
+    assert ' level=info logger=exporter msg="demo mode: polling the bundled simulator" ' in first
+    assert first.startswith("ts=")

@@ -36,10 +36,11 @@ async def test_first_poll_at_start_then_every_interval() -> None:
     scheduler.start()
     await asyncio.sleep(0.75)
     scheduler.shutdown()
-    assert fast.started[0] - began < 0.1
+    assert fast.started[0] - began < 0.15
     assert 3 <= len(fast.started) <= 5
     gaps = [b - a for a, b in zip(fast.started, fast.started[1:], strict=False)]
-    assert all(0.15 < gap < 0.3 for gap in gaps)
+    # Every interval, give or take a loaded CI machine's scheduling delay.
+    assert all(0.1 < gap < 0.45 for gap in gaps)
 
 
 async def test_a_late_poll_is_never_overlapped_and_missed_runs_are_coalesced() -> None:

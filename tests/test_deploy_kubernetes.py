@@ -263,3 +263,14 @@ if __name__ == "__main__":
         sys.exit("usage: python tests/test_deploy_kubernetes.py --sync")
     PROMETHEUS_RULE.write_text(prometheus_rule_text(), encoding="utf-8")
     print(f"wrote {PROMETHEUS_RULE.relative_to(ROOT)}")
+
+
+def test_configmap_config_passes_the_exporters_own_validation() -> None:
+    from exporter.config import parse_config
+
+    configmap = yaml.safe_load((ROOT / "deploy/kubernetes/configmap.yaml").read_text())
+    config = parse_config(
+        yaml.safe_load(configmap["data"]["config.yaml"]),
+        {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIx", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s"},
+    )
+    assert config.targets

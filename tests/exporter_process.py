@@ -72,14 +72,19 @@ class ExporterProcess:
             time.sleep(0.05)
 
     def stop(self, timeout: float = 10) -> tuple[int, str]:
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout)
         return self.process.returncode, self.process.stderr.read()
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def promtool() -> str:

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.metric_contract import CONTRACT_METRICS, METRIC_NAME
+
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "grafana" / "dashboards" / "maxcompute.json"
 DATASOURCES = ROOT / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
@@ -19,24 +21,6 @@ RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 TEMPLATE_VARIABLES = ("datasource", "region", "quota", "project")
-# Metric names of the exporter's contract; histograms also expose _bucket, _sum, _count.
-CONTRACT_METRICS = {
-    "maxcompute_running_jobs",
-    "maxcompute_running_jobs_cu_ratio",
-    "maxcompute_running_jobs_memory_ratio",
-    "maxcompute_running_jobs_progress_ratio",
-    "maxcompute_running_jobs_oldest_start_timestamp_seconds",
-    "maxcompute_running_jobs_max_queue_seconds",
-    "maxcompute_running_jobs_zero_progress",
-    "maxcompute_running_jobs_zero_progress_oldest_start_timestamp_seconds",
-    "maxcompute_up",
-    "maxcompute_exporter_last_success_timestamp_seconds",
-    "maxcompute_exporter_api_requests_total",
-    "maxcompute_exporter_invalid_jobs_total",
-    "maxcompute_exporter_poll_errors_total",
-    "maxcompute_exporter_build_info",
-} | {f"maxcompute_exporter_poll_duration_seconds_{s}" for s in ("bucket", "sum", "count")}
-METRIC_NAME = re.compile(r"\b(maxcompute[_:][a-zA-Z0-9_:]*)")
 STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 # Every panel the issue asks for, found by a metric or recording rule in its queries.
 REQUIRED_CONTENT = {

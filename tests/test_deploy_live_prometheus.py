@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from exporter.simulator import DEMO_PROJECTS
-from tests.exporter_process import ExporterProcess, free_port
+from tests.exporter_process import ExporterProcess, free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
@@ -212,13 +212,7 @@ class Prometheus:
 
     def stop(self, timeout: float = 10) -> None:
         self.client.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout)
 
 
 def wait_for(

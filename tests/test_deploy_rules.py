@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.metric_contract import CONTRACT_METRICS, METRIC_NAME
+
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 RULES = PROMETHEUS_DIR / "rules.yml"
@@ -38,27 +40,6 @@ REQUIRED_ALERTS = {
     "MaxComputeJobStuckAtZeroProgress",
 }
 SEVERITIES = {"critical", "warning", "info"}
-# Per-target metrics of the exporter's contract (series carry `instance`, `pod` per replica).
-EXPORTER_METRICS = {
-    "maxcompute_running_jobs",
-    "maxcompute_running_jobs_cu_ratio",
-    "maxcompute_running_jobs_memory_ratio",
-    "maxcompute_running_jobs_progress_ratio",
-    "maxcompute_running_jobs_oldest_start_timestamp_seconds",
-    "maxcompute_running_jobs_max_queue_seconds",
-    "maxcompute_running_jobs_zero_progress",
-    "maxcompute_running_jobs_zero_progress_oldest_start_timestamp_seconds",
-    "maxcompute_up",
-    "maxcompute_exporter_last_success_timestamp_seconds",
-    "maxcompute_exporter_poll_duration_seconds_bucket",
-    "maxcompute_exporter_poll_duration_seconds_sum",
-    "maxcompute_exporter_poll_duration_seconds_count",
-    "maxcompute_exporter_api_requests_total",
-    "maxcompute_exporter_invalid_jobs_total",
-    "maxcompute_exporter_poll_errors_total",
-    "maxcompute_exporter_build_info",
-}
-METRIC_NAME = re.compile(r"\b(maxcompute[_:][a-zA-Z0-9_:]*)")
 STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
 SERIES = re.compile(r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{(.*)\}\s*$")
 LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
@@ -190,9 +171,9 @@ def test_rules_use_only_contract_metrics_and_deduplicate_replicas():
     for rule in rules():
         expr = rule["expr"]
         names = set(METRIC_NAME.findall(STRING.sub('""', expr)))
-        unknown = names - EXPORTER_METRICS - recorded
+        unknown = names - CONTRACT_METRICS - recorded
         assert not unknown, f"{rule.get('alert') or rule.get('record')}: unknown {unknown}"
-        if names & EXPORTER_METRICS:
+        if names & CONTRACT_METRICS:
             # Raw exporter series exist once per replica: de-duplicate before anything else.
             assert re.search(r"(max|min) without \(instance, pod\)", expr), expr
 

@@ -1,0 +1,25 @@
+"""The exporter's metric names as the issues define them: the public contract that the rules and
+the dashboard may use. A rename in the code without a rename here fails the deploy tests."""
+
+import re
+
+CONTRACT_METRICS = {
+    "maxcompute_running_jobs",
+    "maxcompute_running_jobs_cu_ratio",
+    "maxcompute_running_jobs_memory_ratio",
+    "maxcompute_running_jobs_progress_ratio",
+    "maxcompute_running_jobs_oldest_start_timestamp_seconds",
+    "maxcompute_running_jobs_max_queue_seconds",
+    "maxcompute_running_jobs_zero_progress",
+    "maxcompute_running_jobs_zero_progress_oldest_start_timestamp_seconds",
+    "maxcompute_up",
+    "maxcompute_exporter_last_success_timestamp_seconds",
+    "maxcompute_exporter_api_requests_total",
+    "maxcompute_exporter_invalid_jobs_total",
+    "maxcompute_exporter_progress_out_of_range_total",
+    "maxcompute_exporter_poll_errors_total",
+    "maxcompute_exporter_build_info",
+} | {f"maxcompute_exporter_poll_duration_seconds_{s}" for s in ("bucket", "sum", "count")}
+
+# A metric or recording-rule name inside a PromQL expression.
+METRIC_NAME = re.compile(r"\b(maxcompute[_:][a-zA-Z0-9_:]*)")

@@ -247,22 +247,24 @@ def parse_poll(value: object) -> PollSettings:
     default = PollSettings()
     block = check_keys("poll", {} if value is None else value, POLL_KEYS)
 
-    def duration(name: str, fallback: float | None, minimum: float) -> float | None:
+    def optional_duration(name: str, minimum: float) -> float | None:
         if name not in block:
-            return fallback
+            return None
         seconds = parse_duration(f"poll.{name}", block[name])
         if seconds < minimum:
             raise ConfigError(f"poll.{name}", f"at least {minimum:g}s", block[name])
         return seconds
 
+    def duration(name: str, fallback: float, minimum: float) -> float:
+        seconds = optional_duration(name, minimum)
+        return fallback if seconds is None else seconds
+
     interval = duration("interval", default.interval, 1.0)
     window = duration("window", default.window, 60.0)
     timeout = duration("timeout", default.timeout, 0.1)
     backoff = duration("retry_backoff", default.retry_backoff, 0.0)
-    deadline = duration("deadline", None, 0.1)
-    max_staleness = duration("max_staleness", None, 0.0)
-    assert interval is not None and window is not None and timeout is not None
-    assert backoff is not None
+    deadline = optional_duration("deadline", 0.1)
+    max_staleness = optional_duration("max_staleness", 0.0)
     if timeout >= interval:
         raise ConfigError("poll.timeout", "less than poll.interval", block.get("timeout"))
     if deadline is not None and not timeout <= deadline < interval:

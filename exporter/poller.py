@@ -42,7 +42,6 @@ class TargetPoller:
         metrics: ExporterMetrics,
         *,
         clock: Callable[[], float] = time.time,
-        client: RunningJobsClient | None = None,
     ) -> None:
         self.target = target
         self._settings = settings
@@ -56,7 +55,7 @@ class TargetPoller:
             reason: metrics.poll_errors.labels(*labels, reason) for reason in REASONS
         }
         self._duration = metrics.poll_duration.labels(*labels)
-        self._client = client or RunningJobsClient(target, settings, on_request=self._api_requests)
+        self._client = RunningJobsClient(target, settings, on_request=self._api_requests)
         self._last_error: tuple | None = None
         self._warned_edge = False
         self._warned_rate = False
@@ -152,6 +151,7 @@ class TargetPoller:
             extra={
                 "target": self.target.name,
                 "jobs": result.jobs,
+                "duplicates": result.duplicates,
                 "groups": len(result.groups),
                 "pages": fetched.pages,
                 "invalid": fetched.invalid,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import logging
+import socket
 import ssl
 import sys
 import threading
@@ -77,8 +78,6 @@ class ExporterHTTPServer(QuietThreadingHTTPServer):
         web_config: WebConfig | None = None,
     ) -> None:
         if ":" in address[0]:
-            import socket
-
             self.address_family = socket.AF_INET6
         super().__init__(address, ExporterRequestHandler)
         web_config = web_config or WebConfig()

@@ -7,7 +7,7 @@ import pytest
 
 from exporter.signing import Credentials, authorization, canonical_query, sign_request
 
-VECTORS_FILE = Path(__file__).resolve().parents[2] / "shared" / "api" / "signing-vectors.json"
+VECTORS_FILE = Path(__file__).resolve().parent / "data" / "signing-vectors.json"
 
 
 def load_vectors() -> list[dict]:

@@ -1,8 +1,7 @@
-"""GetRunningJobs over HTTP: signed requests, validated responses, every page of a window.
+"""GetRunningJobs over HTTP: one page of one slice, signed, validated, retried, rate-limited.
 
-The client knows nothing of metrics: it hands each valid job to a callback, reports every
-request's outcome to another, and raises ``ApiError`` (with a fixed ``reason``) when the poll
-cannot be completed.
+The client knows nothing of metrics or of how a window is cut: it reports every request's
+outcome to a callback and raises ``ApiError`` (with a fixed ``reason``) when a page cannot be had.
 """
 
 from __future__ import annotations
@@ -14,20 +13,22 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import httpx
 
 from exporter.config import PollSettings, Target
-from exporter.jobs import RunningJob, parse_job
-from exporter.ratelimit import RateLimiter
+from exporter.errors import ApiError
+from exporter.jobs import parse_job
+from exporter.ratelimit import AdaptiveRate, RateLimiter
 from exporter.signing import canonical_query, sign_request
+from exporter.slices import PAGE_SIZE, TimeSlice
+from exporter.window_read import Page
 
 PATH = "/api/v1/jobs/runningJobs"
 ACTION = "GetRunningJobs"
 API_VERSION = "2022-01-04"
-PAGE_SIZE = 20
 MAX_BODY_BYTES = 16 * 1024 * 1024
 RETRY_BACKOFF_CAP_SECONDS = 10.0
 AUTH_ERROR_PREFIXES = (
@@ -41,68 +42,6 @@ AUTH_ERROR_PREFIXES = (
     "NoPermission",
     "AccessDenied",
 )
-
-# The poll-failure reasons: a fixed set, used as the `reason` label.
-REASONS = (
-    "throttled",
-    "timeout",
-    "connection",
-    "server_error",
-    "client_error",
-    "auth",
-    "invalid_response",
-    "inconsistent",
-    "deadline",
-)
-
-
-class ApiError(Exception):
-    """A request or poll that failed; ``str()`` is safe to log (it never holds a secret)."""
-
-    def __init__(
-        self,
-        reason: str,
-        message: str,
-        *,
-        status: int | None = None,
-        error_code: str | None = None,
-        request_id: str | None = None,
-        retryable: bool = False,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.status = status
-        self.error_code = error_code
-        self.request_id = request_id
-        self.retryable = retryable
-        self.retry_after = retry_after
-
-    def __str__(self) -> str:
-        parts = [self.args[0]]
-        if self.status is not None:
-            parts.append(f"status={self.status}")
-        if self.error_code:
-            parts.append(f"errorCode={self.error_code}")
-        if self.request_id:
-            parts.append(f"requestId={self.request_id}")
-        return " ".join(parts)
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    total_count: int
-    jobs: tuple[RunningJob, ...]
-    records: int
-    invalid: int
-
-
-@dataclass(frozen=True, slots=True)
-class FetchResult:
-    total_count: int
-    pages: int
-    records: int
-    invalid: int
 
 
 def _short(value: object, limit: int = 200) -> str:
@@ -147,7 +86,7 @@ def parse_page(status: int, body: bytes, now: float, retry_after: str | None = N
     """Validate one response; the page's valid jobs, or ``ApiError``."""
     try:
         envelope = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         envelope = None
     if not isinstance(envelope, dict):
         if status != 200:
@@ -202,7 +141,11 @@ def _host_header(endpoint: str) -> str:
 
 
 class RunningJobsClient:
-    """Fetches every page of GetRunningJobs for one target over a pooled HTTP client."""
+    """Fetches pages of GetRunningJobs for one target over a pooled HTTP client.
+
+    One client lives as long as its target's poller, so the learned request rate carries from
+    one poll to the next.
+    """
 
     def __init__(
         self,
@@ -226,8 +169,8 @@ class RunningJobsClient:
             max_connections=settings.page_concurrency,
             max_keepalive_connections=settings.page_concurrency,
         )
-        self.last_total_count: int | None = None  # totalCount of the latest page 1 read
-        self._limiter = RateLimiter(settings.rate_limit, burst=settings.page_concurrency)
+        self.rate = AdaptiveRate(settings.rate_limit)
+        self._limiter = RateLimiter(self.rate, burst=settings.page_concurrency)
         self._random = random.Random()
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.timeout),
@@ -240,11 +183,11 @@ class RunningJobsClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def fetch_page(self, window_start: int, window_end: int, page_number: int) -> Page:
-        """One page, signed and validated."""
+    async def fetch_page(self, piece: TimeSlice, page_number: int) -> Page:
+        """One page of the jobs submitted in ``piece``, signed and validated."""
         query = {
-            "from": str(window_start),
-            "to": str(window_end),
+            "from": str(piece.start),
+            "to": str(piece.end),
             "pageNumber": str(page_number),
             "pageSize": str(PAGE_SIZE),
             **self._filters,
@@ -274,6 +217,14 @@ class RunningJobsClient:
                 f"GetRunningJobs connection failed: {type(error).__name__}",
                 retryable=True,
             ) from error
+        except httpx.DecodingError as error:
+            # A Content-Encoding the body does not honour: the bytes are not the page.
+            self._on_request(str(response.status_code))
+            raise ApiError(
+                "invalid_response",
+                f"response body does not decode as its Content-Encoding says: {error}",
+                status=response.status_code,
+            ) from error
         self._on_request(str(response.status_code))
         return parse_page(
             response.status_code, body, time.time(), response.headers.get("retry-after")
@@ -294,76 +245,34 @@ class RunningJobsClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def fetch_page_with_retries(
-        self, window_start: int, window_end: int, page_number: int
-    ) -> Page:
+    async def fetch_page_with_retries(self, piece: TimeSlice, page_number: int) -> Page:
         """One page; throttling, 5xx, timeouts and dropped connections are retried.
 
         Backoff is exponential with full jitter (AWS's "Exponential Backoff and Jitter"), and
-        never shorter than the service's ``Retry-After``. Errors that cannot heal (auth, bad
-        parameters, bad bodies) are raised at once.
+        never shorter than the service's ``Retry-After``; throttling also lowers the learned
+        request rate. Errors that cannot heal (auth, bad parameters, bad bodies) are raised at
+        once. The page's ``requests`` counts every attempt.
         """
         settings = self._settings
         for attempt in range(settings.retries + 1):
-            await self._limiter.acquire()
+            limited = await self._limiter.acquire()
+            sent_at = time.monotonic()
             try:
-                return await self.fetch_page(window_start, window_end, page_number)
+                page = await self.fetch_page(piece, page_number)
             except ApiError as error:
+                if error.reason == "throttled":
+                    self.rate.on_throttled(sent_at, time.monotonic())
                 if not error.retryable or attempt == settings.retries:
                     raise
-                ceiling = min(RETRY_BACKOFF_CAP_SECONDS, settings.retry_backoff * 2**attempt)
-                delay = self._random.uniform(0, ceiling)
-                if error.retry_after is not None:
-                    delay = max(delay, min(error.retry_after, RETRY_BACKOFF_CAP_SECONDS))
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self._backoff(attempt, error.retry_after))
+                continue
+            self.rate.on_success(limited)
+            return replace(page, requests=attempt + 1)
         raise AssertionError("unreachable")
 
-    async def fetch_all(
-        self, window_start: int, window_end: int, on_job: Callable[[RunningJob], None]
-    ) -> FetchResult:
-        """Every page of the window: page 1 first, then the rest ``page_concurrency`` at a time.
-
-        Jobs go to ``on_job`` as pages arrive. Raises ``ApiError`` if any page fails, or with
-        reason ``inconsistent`` when the pages disagree: a later page reports another
-        ``totalCount`` than page 1, or a page holds fewer jobs than its ``totalCount`` promises.
-        Either means the list moved under the read, and jobs may have slipped between pages
-        unseen; the caller must then discard what it was given.
-        """
-        semaphore = asyncio.Semaphore(self._settings.page_concurrency)
-        counts = {"records": 0, "invalid": 0}
-        first_total: int | None = None
-
-        async def fetch(number: int) -> int:
-            async with semaphore:
-                page = await self.fetch_page_with_retries(window_start, window_end, number)
-            promised = min(PAGE_SIZE, max(0, page.total_count - PAGE_SIZE * (number - 1)))
-            if page.records < promised:
-                raise ApiError(
-                    "inconsistent",
-                    f"page {number} holds {page.records} jobs where its totalCount "
-                    f"{page.total_count} promises {promised}",
-                )
-            if first_total is not None and page.total_count != first_total:
-                raise ApiError(
-                    "inconsistent",
-                    f"page {number} reports totalCount {page.total_count}, page 1 reported "
-                    f"{first_total}",
-                )
-            # Folded in as it arrives, so a poll never holds all its pages at once.
-            counts["records"] += page.records
-            counts["invalid"] += page.invalid
-            for job in page.jobs:
-                on_job(job)
-            return page.total_count
-
-        first_total = await fetch(1)
-        self.last_total_count = first_total
-        pages = max(1, math.ceil(first_total / PAGE_SIZE))
-        if pages > 1:
-            try:
-                async with asyncio.TaskGroup() as group:
-                    for number in range(2, pages + 1):
-                        group.create_task(fetch(number))
-            except* ApiError as failures:
-                raise failures.exceptions[0] from None
-        return FetchResult(first_total, pages, counts["records"], counts["invalid"])
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        ceiling = min(RETRY_BACKOFF_CAP_SECONDS, self._settings.retry_backoff * 2**attempt)
+        delay = self._random.uniform(0, ceiling)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, RETRY_BACKOFF_CAP_SECONDS))
+        return delay

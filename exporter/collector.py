@@ -27,6 +27,7 @@ from prometheus_client import (
     PROCESS_COLLECTOR,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -36,8 +37,8 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.aggregation import GroupAggregate
-from exporter.client import REASONS
 from exporter.config import Target
+from exporter.errors import REASONS
 from exporter.snapshot import SnapshotStore, is_stale
 
 # `_created` series double the self-metrics and no dashboard here reads them.
@@ -243,12 +244,33 @@ class ExporterMetrics:
             buckets=POLL_DURATION_BUCKETS,
             registry=self.self_registry,
         )
+        self.request_rate = Gauge(
+            "maxcompute_exporter_request_rate",
+            "Requests per second the exporter currently allows itself against GetRunningJobs: "
+            "learned from the service's throttling, at most poll.rate_limit.",
+            target_labels,
+            registry=self.self_registry,
+        )
+        self.last_poll_requests = Gauge(
+            "maxcompute_exporter_last_poll_requests",
+            "GetRunningJobs requests the last poll sent, retries included, failed polls too.",
+            target_labels,
+            registry=self.self_registry,
+        )
+        self.slice_rereads = Counter(
+            "maxcompute_exporter_slice_rereads",
+            "Slices of the submission-time window read again because their answers "
+            "contradicted each other (the running list moved under the read).",
+            target_labels,
+            registry=self.self_registry,
+        )
         # Children exist from the start, so rate() and absent() behave before the first event.
         for target in targets:
             values = target_label_values(target, label_names)
             self.invalid_jobs.labels(*values)
             self.progress_out_of_range.labels(*values)
             self.poll_duration.labels(*values)
+            self.slice_rereads.labels(*values)
             for reason in REASONS:
                 self.poll_errors.labels(*values, reason)
         if process_metrics:

@@ -73,7 +73,7 @@ class PollSettings:
     timeout: float = 10.0
     retries: int = 3
     retry_backoff: float = 0.5
-    rate_limit: float = 20.0
+    rate_limit: float = 1000.0
     # None: derived from interval (see ``effective_deadline``, ``effective_max_staleness``).
     deadline: float | None = None
     max_staleness: float | None = None

@@ -1,4 +1,8 @@
-"""One poll of one target: fetch every page, aggregate, publish a snapshot or a failure."""
+"""One poll of one target: read the window, aggregate, publish a snapshot or a failure.
+
+``poll()`` is the one place where a poll's outcome is decided: whatever happens inside it, the
+result is either a published snapshot or a counted failure with a fixed ``reason``.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +11,50 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from exporter.aggregation import AggregateResult, JobAggregator
-from exporter.client import PAGE_SIZE, REASONS, ApiError, FetchResult, RunningJobsClient
+from exporter.aggregation import AggregateResult, aggregate
+from exporter.client import RunningJobsClient
 from exporter.collector import ExporterMetrics, target_label_values
 from exporter.config import PollSettings, Target
+from exporter.errors import REASONS, ApiError
+from exporter.slices import TimeSlice, arrival_rate, plan_from_seen, slide_plan
 from exporter.snapshot import Snapshot, SnapshotStore
+from exporter.window_read import WindowRead, WindowReader
 
 log = logging.getLogger(__name__)
 
-# A window whose pages disagree (the list moved under the read) is read this many times at most.
-CONSISTENT_READ_ATTEMPTS = 2
 
-
-def poll_window(now: float, window: float) -> tuple[int, int]:
+def poll_window(now: float, window: float) -> TimeSlice:
     """The closed submission-time interval [from, to] of a poll at ``now``, in Unix seconds."""
     end = int(now)
-    return end - int(window), end
+    return TimeSlice(end - int(window), end)
 
 
-def min_poll_seconds(total_count: int, rate_limit: float) -> float:
-    """The least time a poll of ``total_count`` jobs can take at ``rate_limit`` requests/s."""
-    return max(1, math.ceil(total_count / PAGE_SIZE)) / rate_limit
+def request_cap(settings: PollSettings) -> int:
+    """The most requests one poll may start: what its deadline allows at the rate ceiling."""
+    return max(1, math.ceil(settings.effective_deadline * settings.rate_limit))
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPlan:
+    """How the next poll cuts its window: last poll's slices, and how fast jobs arrived."""
+
+    slices: tuple[TimeSlice, ...]
+    head_jobs_per_second: float
+
+    @classmethod
+    def after(cls, read: WindowRead) -> ReadPlan:
+        submitted = [job.submitted_at for job in read.jobs()]
+        slices = plan_from_seen(submitted, read.window, read.moving)
+        return cls(tuple(slices), arrival_rate(submitted, read.window.end))
+
+    def for_window(self, window: TimeSlice) -> list[TimeSlice]:
+        return slide_plan(self.slices, window, self.head_jobs_per_second)
 
 
 class TargetPoller:
-    """Polls one target; owns its HTTP client. ``poll()`` never raises for API trouble."""
+    """Polls one target; owns its HTTP client and read plan. ``poll()`` never raises."""
 
     def __init__(
         self,
@@ -55,107 +77,106 @@ class TargetPoller:
             reason: metrics.poll_errors.labels(*labels, reason) for reason in REASONS
         }
         self._duration = metrics.poll_duration.labels(*labels)
+        self._request_rate = metrics.request_rate.labels(*labels)
+        self._last_requests = metrics.last_poll_requests.labels(*labels)
+        self._rereads = metrics.slice_rereads.labels(*labels)
         self._client = RunningJobsClient(target, settings, on_request=self._api_requests)
+        self._request_rate.set(self._client.rate.rate)
+        self._plan: ReadPlan | None = None
+        self._reader: WindowReader | None = None
         self._last_error: tuple | None = None
         self._warned_edge = False
-        self._warned_rate = False
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def _read_consistently(self) -> tuple[FetchResult, AggregateResult, int]:
-        """Read the window; if its pages disagree, read it once more from scratch."""
-        for attempt in range(CONSISTENT_READ_ATTEMPTS):
-            window_start, window_end = poll_window(self._clock(), self._settings.window)
-            aggregator = JobAggregator()
-            try:
-                fetched = await self._client.fetch_all(window_start, window_end, aggregator.add)
-            except ApiError as error:
-                if error.reason != "inconsistent" or attempt == CONSISTENT_READ_ATTEMPTS - 1:
-                    raise
-                log.debug("pages disagreed; reading again", extra={"target": self.target.name})
-                continue
-            return fetched, aggregator.result(), window_start
-        raise AssertionError("unreachable")
-
-    def _check_rate_limit_fits(self) -> None:
-        """Warn (once) when the rate limit alone makes a poll take most of its deadline."""
-        total = self._client.last_total_count
-        if total is None:
-            return
-        needed = min_poll_seconds(total, self._settings.rate_limit)
-        too_slow = needed > 0.8 * self._settings.effective_deadline
-        if too_slow and not self._warned_rate:
-            log.warning(
-                "at poll.rate_limit a poll of this many jobs needs most of its deadline: "
-                "raise poll.rate_limit (if the service allows) or poll.interval",
-                extra={
-                    "target": self.target.name,
-                    "jobs": total,
-                    "seconds_needed": round(needed, 1),
-                    "deadline_seconds": self._settings.effective_deadline,
-                },
-            )
-        self._warned_rate = too_slow
+    async def _read(self) -> WindowRead:
+        window = poll_window(self._clock(), self._settings.window)
+        plan = self._plan.for_window(window) if self._plan else [window]
+        self._reader = WindowReader(
+            self._client.fetch_page_with_retries,
+            concurrency=self._settings.page_concurrency,
+            request_cap=request_cap(self._settings),
+        )
+        return await self._reader.read(window, plan)
 
     async def poll(self) -> bool:
         """Run one poll; True if it succeeded and its snapshot is now published."""
         started = time.monotonic()
+        deadline = self._settings.effective_deadline
         try:
-            async with asyncio.timeout(self._settings.effective_deadline):
-                fetched, result, window_start = await self._read_consistently()
-        except (ApiError, TimeoutError) as caught:
-            error = (
-                caught
-                if isinstance(caught, ApiError)
-                else ApiError(
-                    "deadline",
-                    f"poll took longer than its deadline of {self._settings.effective_deadline:g}s",
-                )
+            async with asyncio.timeout(deadline):
+                read = await self._read()
+            result = aggregate(read.jobs())
+        except ApiError as error:
+            return self._failed(error, started)
+        except TimeoutError:
+            return self._failed(
+                ApiError("deadline", f"poll took longer than its deadline of {deadline:g}s"),
+                started,
             )
-            self._duration.observe(time.monotonic() - started)
-            self._poll_errors[error.reason].inc()
-            self._store.publish_failure(self.target)
-            # Logged once per change of error, so a long outage does not flood the log.
-            signature = (error.reason, error.status, error.error_code)
-            level = logging.WARNING if signature != self._last_error else logging.DEBUG
-            log.log(level, "poll failed", extra={"target": self.target.name, "error": str(error)})
-            self._last_error = signature
-            self._check_rate_limit_fits()
-            return False
-        self._invalid_jobs.inc(fetched.invalid)
-        self._out_of_range.inc(result.progress_out_of_range)
-        completed = self._clock()
-        self._store.publish_success(
-            self.target, Snapshot(result.groups, result.jobs, completed_at=completed)
-        )
+        except Exception as error:  # any other failure is a failed poll too, never an escape
+            log.debug("poll failed inside the exporter", exc_info=True)
+            return self._failed(
+                ApiError("internal", f"unexpected {type(error).__name__} while polling"), started
+            )
+        self._succeeded(read, result, started)
+        return True
+
+    def _account(self, started: float) -> None:
+        """What every poll, good or failed, reports: duration, requests, rate."""
         self._duration.observe(time.monotonic() - started)
+        reader = self._reader
+        if reader is not None:
+            self._last_requests.set(reader.requests)
+            self._rereads.inc(reader.rereads)
+        self._request_rate.set(self._client.rate.rate)
+
+    def _failed(self, error: ApiError, started: float) -> bool:
+        self._account(started)
+        self._poll_errors[error.reason].inc()
+        self._store.publish_failure(self.target)
+        # Logged once per change of error, so a long outage does not flood the log.
+        signature = (error.reason, error.status, error.error_code)
+        level = logging.WARNING if signature != self._last_error else logging.DEBUG
+        log.log(level, "poll failed", extra={"target": self.target.name, "error": str(error)})
+        self._last_error = signature
+        return False
+
+    def _succeeded(self, read: WindowRead, result: AggregateResult, started: float) -> None:
+        self._invalid_jobs.inc(read.invalid)
+        self._out_of_range.inc(result.progress_out_of_range)
+        snapshot = Snapshot(result.groups, result.jobs, completed_at=self._clock())
+        self._store.publish_success(self.target, snapshot)
+        self._plan = ReadPlan.after(read)
+        self._account(started)
         if self._last_error is not None:
             log.info("poll recovered", extra={"target": self.target.name})
             self._last_error = None
-        self._check_rate_limit_fits()
-        edge = window_start + self._settings.window / 10
-        near_edge = (
-            result.oldest_submission_seconds is not None
-            and result.oldest_submission_seconds <= edge
-        )
-        if near_edge and not self._warned_edge:
-            log.warning(
-                "a running job was submitted near the start of the window; jobs submitted "
-                "before it are invisible: consider a longer poll.window",
-                extra={"target": self.target.name, "window_start": window_start},
-            )
-        self._warned_edge = near_edge
+        self._warn_near_edge(read.window, result)
         log.debug(
             "poll done",
             extra={
                 "target": self.target.name,
                 "jobs": result.jobs,
-                "duplicates": result.duplicates,
                 "groups": len(result.groups),
-                "pages": fetched.pages,
-                "invalid": fetched.invalid,
+                "slices": len(read.slices),
+                "requests": read.requests,
+                "rereads": read.rereads,
+                "invalid": read.invalid,
                 "seconds": round(time.monotonic() - started, 3),
             },
         )
-        return True
+
+    def _warn_near_edge(self, window: TimeSlice, result: AggregateResult) -> None:
+        """Warn (once per episode) when running jobs were submitted near the window's start."""
+        edge = window.start + self._settings.window / 10
+        oldest = result.oldest_submission_seconds
+        near_edge = oldest is not None and oldest <= edge
+        if near_edge and not self._warned_edge:
+            log.warning(
+                "a running job was submitted near the start of the window; jobs submitted "
+                "before it are invisible: consider a longer poll.window",
+                extra={"target": self.target.name, "window_start": window.start},
+            )
+        self._warned_edge = near_edge

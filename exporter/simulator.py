@@ -65,21 +65,26 @@ class SimulatorState:
     # The filtered list of the last query, reused by its other pages within the same second.
     cache_key: tuple | None = None
     cache_value: list[dict] = field(default_factory=list)
+    cache_listing: object = None
+    limit: TokenBucket | None = None
+    throttled: int = 0
 
     def matching(
         self, window_start: int, window_end: int, owners: frozenset, quotas: frozenset
     ) -> list[dict]:
         """Jobs submitted in [window_start, window_end] (closed) that pass the filters."""
-        now = self.clock()
-        key = (window_start, window_end, owners, quotas, int(now), id(self.jobs))
+        listing = self.jobs(self.clock())
+        # A source returns the same list object until its jobs change: filter it once per change.
+        key = (window_start, window_end, owners, quotas, id(listing))
         with self.lock:
-            if key == self.cache_key:
+            if key == self.cache_key and self.cache_listing is listing:
                 return self.cache_value
         matching = []
         if window_start < window_end:
-            for job in self.jobs(now):
+            for job in listing:
                 submitted = job.get("submittedAtTime")
-                if isinstance(submitted, int) and not window_start <= submitted <= window_end:
+                timed = isinstance(submitted, int) and not isinstance(submitted, bool)
+                if timed and not window_start <= submitted <= window_end:
                     continue
                 if owners and job.get("jobOwner") not in owners:
                     continue
@@ -87,8 +92,30 @@ class SimulatorState:
                     continue
                 matching.append(job)
         with self.lock:
-            self.cache_key, self.cache_value = key, matching
+            self.cache_key, self.cache_value, self.cache_listing = key, matching, listing
         return matching
+
+
+class TokenBucket:
+    """The service's own request limit: ``rate`` a second, bursts of one second's worth."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._tokens = rate
+        self._at = clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """True if a request may pass now; False if it is over the limit."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
 
 
 def error_body(code: str, message: str, http_code: int) -> dict:
@@ -147,6 +174,11 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             roll = state.rng.random()
         if faults.latency:
             time.sleep(faults.latency)
+        if state.limit is not None and not state.limit.take():
+            with state.lock:
+                state.throttled += 1
+            self._fail(429, "Throttling.User", "Request was denied due to user flow control.")
+            return
         if roll < faults.disconnect:
             self.close_connection = True
             self.connection.shutdown(2)
@@ -278,14 +310,17 @@ class ApiSimulator(QuietThreadingHTTPServer):
         faults: Faults = Faults(),
         clock: Callable[[], float] = time.time,
         address: tuple[str, int] = ("127.0.0.1", 0),
+        rate_limit: float | None = None,
     ) -> None:
-        source = jobs if callable(jobs) else (lambda now, fixed=list(jobs): fixed)
+        fixed = None if callable(jobs) else list(jobs)
+        source = jobs if fixed is None else (lambda now: fixed)
         self.state = SimulatorState(
             jobs=source,
             credentials=credentials or {DEMO_ACCESS_KEY_ID: (DEMO_ACCESS_KEY_SECRET, None)},
             faults=faults,
             clock=clock,
             rng=random.Random(faults.seed),
+            limit=TokenBucket(rate_limit) if rate_limit else None,
         )
         super().__init__(address, SimulatorHandler)
         self._thread: threading.Thread | None = None
@@ -297,7 +332,8 @@ class ApiSimulator(QuietThreadingHTTPServer):
 
     def set_jobs(self, jobs: JobSource | Sequence[dict]) -> None:
         with self.state.lock:
-            self.state.jobs = jobs if callable(jobs) else (lambda now, fixed=list(jobs): fixed)
+            fixed = None if callable(jobs) else list(jobs)
+            self.state.jobs = jobs if fixed is None else (lambda now: fixed)
             self.state.cache_key = None
 
     def set_faults(self, faults: Faults) -> None:

@@ -1,0 +1,51 @@
+"""Why a poll failed: the fixed set of reasons, and the error that carries one."""
+
+from __future__ import annotations
+
+# The poll-failure reasons: a fixed set, used as the `reason` label.
+REASONS = (
+    "throttled",
+    "timeout",
+    "connection",
+    "server_error",
+    "client_error",
+    "auth",
+    "invalid_response",
+    "inconsistent",
+    "too_many_jobs",
+    "deadline",
+    "internal",
+)
+
+
+class ApiError(Exception):
+    """A request or poll that failed; ``str()`` is safe to log (it never holds a secret)."""
+
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        status: int | None = None,
+        error_code: str | None = None,
+        request_id: str | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+        self.error_code = error_code
+        self.request_id = request_id
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        parts = [self.args[0]]
+        if self.status is not None:
+            parts.append(f"status={self.status}")
+        if self.error_code:
+            parts.append(f"errorCode={self.error_code}")
+        if self.request_id:
+            parts.append(f"requestId={self.request_id}")
+        return " ".join(parts)

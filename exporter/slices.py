@@ -88,7 +88,9 @@ def split_by_estimate(
     for index in range(1, parts):
         second = invert_curve(curve, total * index / parts)
         starts.append(min(piece.end, max(piece.start, math.floor(second))))
-    return slices_from_starts(starts, piece)
+    parts_made = slices_from_starts(starts, piece)
+    # An estimate that puts every cut in one place still has to make progress.
+    return parts_made if len(parts_made) > 1 else split_even(piece, parts)
 
 
 def invert_curve(curve: Sequence[tuple[float, float]], jobs: float) -> float:
@@ -111,13 +113,12 @@ def estimate_points(
 ) -> list[tuple[float, float]]:
     """A count curve for ``split_by_estimate`` from sampled pages of one slice.
 
-    ``pages`` are ``(page number, submission times as listed)``. When the first page is listed
-    by submission time (ascending or descending), a listed job's position is its rank, so every
-    sampled job is an exact point of the curve; otherwise the sampled times are taken as a
-    random sample of the slice.
+    ``pages`` are ``(page number, submission times as listed)``, in page order. When the pages
+    are listed by submission time (ascending or descending, every page and across pages), a
+    listed job's position is its rank, so every sampled job is an exact point of the curve;
+    otherwise the sampled times are taken as a random sample of the slice.
     """
-    first = next((times for number, times in pages if number == 1), ())
-    direction = list_direction(first)
+    direction = list_direction([second for _, times in pages for second in times])
     if direction == 0:
         sample = sorted(second for _, times in pages for second in times)
         step = total / max(1, len(sample))

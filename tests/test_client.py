@@ -14,9 +14,9 @@ from exporter.client import RunningJobsClient
 from exporter.config import PollSettings
 from exporter.errors import ApiError
 from exporter.jobs import RunningJob
+from exporter.signing import authorization
 from exporter.slices import PAGE_SIZE, TimeSlice
 from exporter.window_read import WindowReader
-from exporter.signing import authorization
 from tests.conftest import NOW, job_record, make_target, many_records
 
 URL = "https://maxcompute.cn-hangzhou.aliyuncs.com/api/v1/jobs/runningJobs"

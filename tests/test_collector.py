@@ -6,6 +6,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.aggregation import aggregate
 from exporter.collector import ExporterMetrics, JobMetricsCollector, MetricsRenderer
+from exporter.errors import REASONS
 from exporter.jobs import parse_job
 from exporter.snapshot import Snapshot, SnapshotStore
 from tests.conftest import NOW, job_record, make_target
@@ -72,7 +73,7 @@ def test_job_metrics_lines_for_a_known_snapshot() -> None:
     for name, values in expected.items():
         assert samples(text, name) == values, name
     errors = samples(text, "maxcompute_exporter_poll_errors_total")
-    assert len(errors) == 2 * 9
+    assert len(errors) == 2 * len(REASONS)
     assert set(errors.values()) == {0}
     assert "_created" not in text
     # A target that never succeeded has no job series and no last-success timestamp.

@@ -44,7 +44,7 @@ def test_minimal_config_takes_defaults() -> None:
         timeout=10,
         retries=3,
         retry_backoff=0.5,
-        rate_limit=20.0,
+        rate_limit=1000.0,
         deadline=None,
         max_staleness=None,
     )

@@ -149,8 +149,15 @@ async def test_a_clean_poll_is_exactly_right(stack: Stack) -> None:
     values = stack.scrape()
     assert {k: values[k] for k in TRUTH} == TRUTH
     assert values[("maxcompute_up",)] == 1
-    assert requests(values) == {"200": 3}
+    first = values[("maxcompute_exporter_last_poll_requests",)]
+    assert requests(values) == {"200": first}
     assert errors(values) == {}
+    # The next poll reads the plan the first one left: 30 + 20 jobs in three slices of a page.
+    assert await stack.poller.poll()
+    values = stack.scrape()
+    assert values[("maxcompute_exporter_last_poll_requests",)] == 3
+    assert requests(values) == {"200": first + 3}
+    assert {k: values[k] for k in TRUTH} == TRUTH
 
 
 @pytest.mark.parametrize(
@@ -167,14 +174,19 @@ async def test_a_persistent_fault_marks_the_target_down_and_keeps_the_last_good_
     stack: Stack, simulator: ApiSimulator, faults: Faults, reason: str, codes: dict
 ) -> None:
     assert await stack.poller.poll()
+    good = requests(stack.scrape())["200"]
     simulator.set_faults(faults)
     assert not await stack.poller.poll()
     values = stack.scrape()
     assert values[("maxcompute_up",)] == 0
     assert {k: values[k] for k in TRUTH} == TRUTH  # the last good poll, marked by up == 0
     assert errors(values) == {reason: 1}
-    # One request for page 1 and its two retries; the first poll made three good calls.
-    assert requests(values) == {"200": 3, **codes}
+    # Each slice in flight tried once and retried twice before the poll gave up.
+    ((code, least),) = codes.items()
+    failed = requests(values)
+    assert set(failed) == {"200", code}
+    assert failed["200"] == good
+    assert failed[code] >= least
     simulator.set_faults(Faults())
     assert await stack.poller.poll()
     assert stack.scrape()[("maxcompute_up",)] == 1
@@ -208,7 +220,10 @@ async def test_malformed_records_are_skipped_counted_and_the_rest_is_exact(
     recent = NOW - 100
     broken = [
         {**job_record("bad-1", project="sales", quota="etl", submitted=recent), "cuSnapshot": None},
-        {**job_record("bad-2", project="sales", quota="etl"), "submittedAtTime": "yesterday"},
+        {
+            **job_record("bad-2", project="sales", quota="etl", submitted=recent),
+            "runningAtTime": "yesterday",
+        },
         {**job_record("bad-3", project="sales", quota="etl", submitted=recent), "project": 42},
     ]
     simulator.set_jobs(JOBS + broken)
@@ -325,85 +340,6 @@ async def test_the_web_server_answers_while_a_poll_hangs(simulator: ApiSimulator
         server.shutdown()
         server.server_close()
         await stack.poller.aclose()
-
-
-class Churn:
-    """A job list that changes between requests the way ``changes(call)`` says."""
-
-    def __init__(self, changes) -> None:
-        self.calls = 0
-        self.changes = changes
-
-    def __call__(self, now: float) -> list[dict]:
-        self.calls += 1
-        return JOBS[:30] + JOBS[30 : 30 + self.changes(self.calls)]
-
-
-class Ticking:
-    """A simulator clock that moves a second per reading, so no two requests share a cache."""
-
-    def __init__(self) -> None:
-        self.now = float(NOW)
-
-    def __call__(self) -> float:
-        self.now += 1
-        return self.now
-
-
-async def test_pages_that_disagree_are_read_again_and_published_only_when_consistent() -> None:
-    # Read 1: page 1 sees 30 jobs, page 2 sees 31 (one started). Read 2: both see 30.
-    churn = Churn(lambda call: 1 if call == 2 else 0)
-    sim = ApiSimulator(
-        churn, credentials={KEY.access_key_id: (KEY.access_key_secret, None)}, clock=Ticking()
-    ).start()
-    stack = Stack(sim)
-    try:
-        assert await stack.poller.poll()
-    finally:
-        await stack.poller.aclose()
-        sim.stop()
-    values = stack.scrape()
-    assert churn.calls == 4
-    assert values[("maxcompute_running_jobs", "sales")] == 30
-    assert ("maxcompute_running_jobs", "ads") not in values
-    assert errors(values) == {}
-
-
-async def test_pages_that_keep_disagreeing_fail_the_poll_as_inconsistent() -> None:
-    churn = Churn(lambda call: call % 2)
-    sim = ApiSimulator(
-        churn, credentials={KEY.access_key_id: (KEY.access_key_secret, None)}, clock=Ticking()
-    ).start()
-    stack = Stack(sim)
-    try:
-        assert not await stack.poller.poll()
-    finally:
-        await stack.poller.aclose()
-        sim.stop()
-    values = stack.scrape()
-    assert churn.calls == 4
-    assert errors(values) == {"inconsistent": 1}
-    assert values[("maxcompute_up",)] == 0
-    assert not [k for k in values if k[0] == "maxcompute_running_jobs"]
-
-
-async def test_a_rate_limit_too_low_for_the_job_count_is_warned_about_once(
-    simulator: ApiSimulator, caplog: pytest.LogCaptureFixture
-) -> None:
-    # 50 jobs = 3 pages; at 4 requests/s that is 0.75 s, over 80% of a 0.9 s deadline.
-    settings = PollSettings(
-        interval=1.0, window=3600.0, timeout=0.5, retries=0, rate_limit=4.0, deadline=0.9
-    )
-    stack = Stack(simulator, settings)
-    caplog.set_level(logging.WARNING, logger="exporter.poller")
-    try:
-        await stack.poller.poll()
-        await stack.poller.poll()
-    finally:
-        await stack.poller.aclose()
-    warnings = [r for r in caplog.records if "poll.rate_limit" in r.getMessage()]
-    assert len(warnings) == 1
-    assert (warnings[0].jobs, warnings[0].seconds_needed) == (50, 0.8)
 
 
 async def test_a_job_near_the_start_of_the_window_is_warned_about_once(

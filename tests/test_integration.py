@@ -124,13 +124,14 @@ def test_metrics_show_exact_values_for_a_known_job_set(exporter: ExporterProcess
         key("maxcompute_up"): 1,
         key("maxcompute_exporter_invalid_jobs_total"): 1,
         key("maxcompute_exporter_progress_out_of_range_total"): 1,
-        key("maxcompute_exporter_api_requests_total", code="200"): 3,
         key("maxcompute_exporter_poll_errors_total", reason="auth"): 0,
         key("maxcompute_exporter_poll_duration_seconds_count"): 1,
         ("maxcompute_exporter_build_info", ("version", "0.1.0")): 1,
     }
     for name, value in expected.items():
         assert got.get(name) == value, name
+    requests = got[key("maxcompute_exporter_last_poll_requests")]
+    assert got[key("maxcompute_exporter_api_requests_total", code="200")] == requests
     assert {k[0] for k in got} >= CONTRACT_METRICS  # every name the rules and dashboard use
     job_series = {k for k in got if k[0] == "maxcompute_running_jobs"}
     assert len(job_series) == 3

@@ -13,6 +13,7 @@ from exporter.client import RunningJobsClient
 from exporter.config import PollSettings
 from exporter.signing import Credentials, canonical_query, sign_request
 from exporter.simulator import ApiSimulator, Faults, demo_workload
+from exporter.slices import TimeSlice
 from tests.conftest import NOW, job_record, make_target
 
 KEY = Credentials("LTAIsim", "sim-secret")
@@ -165,7 +166,7 @@ async def test_the_exporter_client_is_accepted(simulator: ApiSimulator) -> None:
     target = make_target(simulator.url, credentials=KEY, quotas=("q1",))
     client = RunningJobsClient(target, PollSettings())
     try:
-        page = await client.fetch_page(NOW - 1000, NOW + 1000, 1)
+        page = await client.fetch_page(TimeSlice(NOW - 1000, NOW + 1000), 1)
     finally:
         await client.aclose()
     assert [job.instance_id for job in page.jobs] == ["early", "edge-to", "late"]

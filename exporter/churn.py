@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import deque
 from dataclasses import dataclass
 
 QUOTAS = ("etl_quota", "adhoc_quota", "ml_quota")
@@ -43,7 +44,6 @@ class ChurningJobs:
         self._lock = threading.Lock()
         self._jobs: dict[str, dict] = {}
         self._serial = 0
-        self._now = start
         self._listing: list[dict] | None = None
         for _ in range(running):
             self._add(int(start) - self._rng.randrange(spread))
@@ -51,6 +51,9 @@ class ChurningJobs:
         self._next_submit = start + self._gap(churn.submit_per_second)
         self.finished = 0
         self.submitted = 0
+        # (time, running, finished so far, submitted so far) after each event: recent only.
+        self.history: deque[tuple[float, int, int, int]] = deque(maxlen=100_000)
+        self.history.append((start, len(self._jobs), 0, 0))
 
     def _gap(self, per_second: float) -> float:
         return self._rng.expovariate(per_second) if per_second > 0 else float("inf")
@@ -83,6 +86,7 @@ class ChurningJobs:
         churn = self.churn
         while min(self._next_finish, self._next_submit) <= now:
             if self._next_finish <= self._next_submit:
+                event_at = self._next_finish
                 if self._jobs:
                     victim = self._rng.choice(list(self._jobs))
                     del self._jobs[victim]
@@ -90,10 +94,23 @@ class ChurningJobs:
                     self.finished += 1
                 self._next_finish += self._gap(churn.finish_per_second)
             else:
-                self._add(int(self._next_submit))
+                event_at = self._next_submit
+                self._add(int(event_at))
                 self.submitted += 1
                 self._next_submit += self._gap(churn.submit_per_second)
-        self._now = max(self._now, now)
+            self.history.append((event_at, len(self._jobs), self.finished, self.submitted))
+
+    def bounds(self, start: float, end: float) -> tuple[int, int]:
+        """Fewest jobs that can have run throughout [start, end], most that ran at some point.
+
+        Only events applied so far count: call ``advance(end)`` first.
+        """
+        with self._lock:
+            before = [h for h in self.history if h[0] <= start] or [self.history[0]]
+            after = [h for h in self.history if h[0] <= end] or [self.history[0]]
+        _, running, finished, submitted = before[-1]
+        _, _, finished_end, submitted_end = after[-1]
+        return running - (finished_end - finished), running + (submitted_end - submitted)
 
     def running_at(self, now: float) -> list[dict]:
         """The jobs running at ``now``, listed by submission time (the same list until a change)."""

@@ -255,13 +255,15 @@ class RunningJobsClient:
         """
         settings = self._settings
         for attempt in range(settings.retries + 1):
+            # Scheduled now, at the rate as it is now: a throttle of it says nothing about a
+            # rate cut while it waited for its slot.
+            scheduled_at = time.monotonic()
             limited = await self._limiter.acquire()
-            sent_at = time.monotonic()
             try:
                 page = await self.fetch_page(piece, page_number)
             except ApiError as error:
                 if error.reason == "throttled":
-                    self.rate.on_throttled(sent_at, time.monotonic())
+                    self.rate.on_throttled(scheduled_at, time.monotonic())
                 if not error.retryable or attempt == settings.retries:
                     raise
                 await asyncio.sleep(self._backoff(attempt, error.retry_after))

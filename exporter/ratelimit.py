@@ -39,10 +39,10 @@ class AdaptiveRate:
         step = 1.0 if self._slow_start else 1.0 / self.rate
         self.rate = min(self.ceiling, self.rate + step)
 
-    def on_throttled(self, sent_at: float, now: float) -> None:
-        """The service throttled a request sent at ``sent_at``; both in monotonic seconds."""
-        if sent_at <= self._last_cut_at:
-            return  # sent at the old rate: the last cut already answered it
+    def on_throttled(self, scheduled_at: float, now: float) -> None:
+        """The service throttled a request scheduled at ``scheduled_at`` (monotonic seconds)."""
+        if scheduled_at <= self._last_cut_at:
+            return  # scheduled at the old rate: the last cut already answered it
         self._slow_start = False
         self.rate = max(MIN_RATE, self.rate * DECREASE_FACTOR)
         self._last_cut_at = now

@@ -18,7 +18,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY exporter/ exporter/
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +15,7 @@ from exporter.client import ApiError, RunningJobsClient
 from exporter.config import PollSettings
 from exporter.connect_errors import describe_transport_error
 from tests.conftest import make_target
+from tests.test_webconfig import certificate  # noqa: F401 (a fixture: a self-signed loopback cert)
 
 UNRESOLVABLE = "maxcompute.cn-hangzou.invalid"  # RFC 6761: .invalid never resolves
 
@@ -57,6 +60,36 @@ def plain_http_port() -> Iterator[int]:
     thread.join(5)
 
 
+@pytest.fixture
+def self_signed_port(certificate: tuple[Path, Path]) -> Iterator[int]:  # noqa: F811
+    """A TLS port whose certificate no public CA signed; it completes no handshake it fails."""
+    cert, key = certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            try:
+                with context.wrap_socket(conn, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):
+                pass  # the client refuses the certificate: that is the point
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    server.shutdown(socket.SHUT_RDWR)
+    server.close()
+    thread.join(5)
+
+
 async def failure(url: str, timeout: float = 5.0) -> httpx.TransportError:
     """The error httpx raises for a GET of ``url``, configured as the exporter's client is."""
     async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
@@ -93,6 +126,13 @@ async def test_tls_to_a_plain_http_port(plain_http_port: int) -> None:
     assert describe_transport_error(error, f"127.0.0.1:{plain_http_port}") == (
         f"127.0.0.1:{plain_http_port}: TLS handshake failed: the server does not speak TLS"
         " (an http:// endpoint?)"
+    )
+
+
+async def test_a_certificate_no_ca_signed(self_signed_port: int) -> None:
+    error = await failure(f"https://127.0.0.1:{self_signed_port}/")
+    assert describe_transport_error(error, f"127.0.0.1:{self_signed_port}") == (
+        f"127.0.0.1:{self_signed_port}: TLS certificate not trusted: self-signed certificate"
     )
 
 

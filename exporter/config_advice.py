@@ -38,6 +38,7 @@ MAXCOMPUTE_REGIONS = (
 # Past this, a window is longer than the documented default and costs more pages per poll.
 DEFAULT_WINDOW_SECONDS = PollSettings().window
 JOBS_PER_PAGE = 20
+EXAMPLE_JOBS = 1000  # the running-job count the window warning prices
 
 
 def nearest_region(region: str) -> str | None:
@@ -62,23 +63,18 @@ def region_warning(key: str, target: Target) -> str | None:
     )
 
 
-def max_jobs_per_poll(poll: PollSettings) -> int:
-    """How many jobs one poll can read: pages the rate limit allows within the deadline."""
-    pages = max(1, math.floor(poll.rate_limit * poll.effective_deadline))
-    return pages * JOBS_PER_PAGE
-
-
 def window_warning(poll: PollSettings) -> str | None:
-    """What a window longer than the default costs, in requests per poll."""
+    """What a window longer than the default costs, in requests per poll and per hour."""
     if poll.window <= DEFAULT_WINDOW_SECONDS:
         return None
+    window, interval = format_duration(poll.window), format_duration(poll.interval)
+    per_poll = EXAMPLE_JOBS // JOBS_PER_PAGE
+    per_hour = math.ceil(per_poll * 3600 / poll.interval)
     return (
-        f"poll.window: {format_duration(poll.window)} makes every poll read every running job "
-        f"submitted in the last {format_duration(poll.window)}, one request per "
-        f"{JOBS_PER_PAGE} jobs; at poll.rate_limit {poll.rate_limit:g}/s within poll.deadline "
-        f"{format_duration(poll.effective_deadline)} a poll reads at most "
-        f"{max_jobs_per_poll(poll)} jobs. Keep it over "
-        f"{format_duration(DEFAULT_WINDOW_SECONDS)} only if jobs run that long"
+        f"poll.window: {window} makes every poll read every running job submitted in the last "
+        f"{window}, at least one request per {JOBS_PER_PAGE} of them, every {interval}: "
+        f"{EXAMPLE_JOBS} such jobs cost {per_poll} requests a poll, {per_hour} an hour. "
+        f"Keep it over {format_duration(DEFAULT_WINDOW_SECONDS)} only if jobs run that long"
     )
 
 

@@ -1,4 +1,6 @@
-"""Connection failures say where and why: real httpx errors from real loopback failures."""
+"""Connection failures say where and why: real httpx errors from real loopback failures.
+
+tests/test_first_run.py shows the same causes in the exporter's poll-failure warning."""
 
 from __future__ import annotations
 
@@ -11,10 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from exporter.client import ApiError, RunningJobsClient
-from exporter.config import PollSettings
 from exporter.connect_errors import describe_transport_error
-from tests.conftest import make_target
 from tests.test_webconfig import certificate  # noqa: F401 (a fixture: a self-signed loopback cert)
 
 UNRESOLVABLE = "maxcompute.cn-hangzou.invalid"  # RFC 6761: .invalid never resolves
@@ -148,19 +147,3 @@ def test_a_connect_timeout_and_an_unknown_error() -> None:
         "h: no connection within poll.timeout"
     )
     assert describe_transport_error(httpx.ProxyError("x"), "h") == "h: ProxyError"
-
-
-async def test_fetch_page_error_names_host_and_cause() -> None:
-    port = unused_port()
-    target = make_target(f"http://127.0.0.1:{port}")
-    client = RunningJobsClient(target, PollSettings(timeout=5.0, retries=0))
-    try:
-        with pytest.raises(ApiError) as caught:
-            await client.fetch_page(0, 60, 1)
-    finally:
-        await client.aclose()
-    assert caught.value.reason == "connection"
-    assert str(caught.value) == (
-        f"GetRunningJobs connection failed: 127.0.0.1:{port}:"
-        " connection refused: nothing listens on that port"
-    )

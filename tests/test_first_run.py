@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.config import PollSettings
 from tests.exporter_process import run_exporter
 
 ENV = {
@@ -105,8 +106,8 @@ def test_a_week_long_window_says_what_it_costs(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert log_lines(result.stderr) == [
         'level=warning logger=exporter msg="poll.window: 7d makes every poll read every running'
-        " job submitted in the last 7d, one request per 20 jobs; at poll.rate_limit 20/s within"
-        " poll.deadline 54s a poll reads at most 21600 jobs. Keep it over 1d only if jobs run"
+        " job submitted in the last 7d, at least one request per 20 of them, every 1m: 1000"
+        " such jobs cost 50 requests a poll, 3000 an hour. Keep it over 1d only if jobs run"
         ' that long"'
     ]
 
@@ -134,7 +135,7 @@ def test_check_config_prints_the_effective_settings(tmp_path: Path) -> None:
         "  timeout: 10s\n"
         "  retries: 3\n"
         "  retry_backoff: 500ms\n"
-        "  rate_limit: 20.0\n"
+        f"  rate_limit: {PollSettings().rate_limit}\n"
         "  deadline: 1m48s\n"
         "  max_staleness: 6m\n"
     )

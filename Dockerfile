@@ -2,11 +2,13 @@
 #
 # maxcompute-exporter container image.
 #
-#   docker build -t maxcompute-exporter .
-#   docker run --rm -p 10181:10181 maxcompute-exporter --demo
+#   docker build -t ghcr.io/maxcompute-exporter/maxcompute-exporter:dev .
+#   docker run --rm -p 10181:10181 ghcr.io/maxcompute-exporter/maxcompute-exporter:dev --demo
 #   docker run --rm -p 10181:10181 \
 #     -e ALIBABA_CLOUD_ACCESS_KEY_ID -e ALIBABA_CLOUD_ACCESS_KEY_SECRET \
-#     -v "$PWD/config.yaml:/etc/maxcompute-exporter/config.yaml:ro" maxcompute-exporter
+#     -v "$PWD/config.yaml:/etc/maxcompute-exporter/config.yaml:ro" ghcr.io/maxcompute-exporter/maxcompute-exporter:dev
+#
+# Released images (amd64 and arm64) are built by .github/workflows/release.yml.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -18,7 +20,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY exporter/ exporter/
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import difflib
 import logging
 import signal
 import sys
@@ -14,6 +15,8 @@ from typing import NoReturn
 from exporter import __version__
 from exporter.collector import ExporterMetrics, MetricsRenderer
 from exporter.config import Config, ConfigError, PollSettings, Target, load_config
+from exporter.config_advice import config_warnings
+from exporter.effective_config import render_effective_settings
 from exporter.logs import LEVELS, setup_logging
 from exporter.poller import TargetPoller
 from exporter.scheduling import PollScheduler
@@ -38,12 +41,27 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line on stderr and exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+        hint = self.suggestion(message)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} ({hint}see --help)\n")
+
+    def suggestion(self, message: str) -> str:
+        """'did you mean --x? ' for the first unrecognized flag close to a real one."""
+        if not message.startswith("unrecognized arguments: "):
+            return ""
+        known = [flag for action in self._actions for flag in action.option_strings]
+        for word in message.removeprefix("unrecognized arguments: ").split():
+            flag = word.split("=", 1)[0]
+            close = difflib.get_close_matches(flag, known, n=1) if flag.startswith("--") else []
+            if close:
+                return f"did you mean {close[0]}? "
+        return ""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="maxcompute-exporter",
+        # A misspelt flag such as --web.listen-addres must not pass as an abbreviation.
+        allow_abbrev=False,
         description="Prometheus exporter for Alibaba Cloud MaxCompute running jobs.",
     )
     parser.add_argument("--config", metavar="FILE", help="YAML configuration file")
@@ -187,8 +205,11 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             config = load_config(args.config)
         except ConfigError as error:
             fail(EXIT_USAGE, f"config error: {error}")
+    for warning in config_warnings(config):
+        log.warning(warning)
     if args.check_config:
         print(f"configuration OK: {len(config.targets)} target(s)")
+        print(render_effective_settings(config), end="")
         sys.exit(0)
     if args.once:
         sys.exit(asyncio.run(run_once(config)))

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from exporter.config import PollSettings, Target
+from exporter.connect_errors import describe_transport_error
 from exporter.errors import ApiError
 from exporter.jobs import parse_job
 from exporter.ratelimit import AdaptiveRate, RateLimiter
@@ -209,12 +210,16 @@ class RunningJobsClient:
                 body = await self._read_capped(response)
         except httpx.TimeoutException as error:
             self._on_request("timeout")
-            raise ApiError("timeout", "GetRunningJobs timed out", retryable=True) from error
+            raise ApiError(
+                "timeout",
+                f"GetRunningJobs timed out: {describe_transport_error(error, self._host)}",
+                retryable=True,
+            ) from error
         except httpx.TransportError as error:
             self._on_request("connection_error")
             raise ApiError(
                 "connection",
-                f"GetRunningJobs connection failed: {type(error).__name__}",
+                f"GetRunningJobs connection failed: {describe_transport_error(error, self._host)}",
                 retryable=True,
             ) from error
         except httpx.DecodingError as error:

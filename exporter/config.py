@@ -129,6 +129,21 @@ def parse_duration(key: str, value: object) -> float:
     return total
 
 
+def format_duration(seconds: float) -> str:
+    """``seconds`` written the way the configuration takes durations (``1h30m``, ``500ms``)."""
+    remaining = round(seconds * 1000)
+    if remaining == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        count, remaining = divmod(remaining, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    if remaining:
+        parts.append(f"{remaining}ms")
+    return "".join(parts)
+
+
 def check_keys(key: str, mapping: object, allowed: set[str]) -> dict[str, Any]:
     if not isinstance(mapping, dict):
         raise ConfigError(key or "config", "a mapping", mapping)
@@ -139,6 +154,23 @@ def check_keys(key: str, mapping: object, allowed: set[str]) -> dict[str, Any]:
     return mapping
 
 
+def non_empty_string(key: str, value: object, *, secret: bool = False) -> str:
+    """``value`` if it is a non-empty string; else an error that says how to write one.
+
+    A ``secret`` value is never shown. YAML reads bare digits as a number and yes/no/on/off
+    as booleans, so those errors say to quote the value.
+    """
+    if isinstance(value, str) and value.strip():
+        return value
+    kind = "boolean" if isinstance(value, bool) else "number"
+    if isinstance(value, (bool, int, float)):
+        got = f"a {kind}" if secret else f"the {kind} {describe(value)}"
+        raise ConfigError(
+            key, f"a non-empty string, got {got}: put it in quotes so YAML reads it as text"
+        )
+    raise ConfigError(key, "a non-empty string", value, show_value=not secret)
+
+
 def string_list(key: str, value: object) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -146,8 +178,7 @@ def string_list(key: str, value: object) -> tuple[str, ...]:
         raise ConfigError(key, "a list of strings", value)
     items = []
     for index, item in enumerate(value):
-        if not isinstance(item, str) or not item.strip():
-            raise ConfigError(f"{key}[{index}]", "a non-empty string", item)
+        non_empty_string(f"{key}[{index}]", item)
         # The API takes the list as one comma-joined parameter: a comma would split the item.
         if "," in item:
             raise ConfigError(f"{key}[{index}]", "a name without a comma", item)
@@ -178,12 +209,10 @@ def credentials_from(key: str, value: object, environ: Mapping[str, str]) -> Cre
         key_id = block.get("access_key_id")
         secret = block.get("access_key_secret")
         token = block.get("security_token")
-        if not isinstance(key_id, str) or not key_id:
-            raise ConfigError(f"{key}.access_key_id", "a non-empty string", show_value=False)
-        if not isinstance(secret, str) or not secret:
-            raise ConfigError(f"{key}.access_key_secret", "a non-empty string", show_value=False)
-        if token is not None and (not isinstance(token, str) or not token):
-            raise ConfigError(f"{key}.security_token", "a non-empty string", show_value=False)
+        key_id = non_empty_string(f"{key}.access_key_id", key_id, secret=True)
+        secret = non_empty_string(f"{key}.access_key_secret", secret, secret=True)
+        if token is not None:
+            token = non_empty_string(f"{key}.security_token", token, secret=True)
         return Credentials(key_id, secret, token)
     key_id = environ.get(ENV_ACCESS_KEY_ID, "")
     secret = environ.get(ENV_ACCESS_KEY_SECRET, "")
@@ -221,6 +250,18 @@ def parse_target(key: str, value: object, environ: Mapping[str, str]) -> Target:
         quotas=string_list(f"{key}.quotas", block.get("quotas")),
         owners=string_list(f"{key}.owners", block.get("owners")),
         labels=constant_labels(f"{key}.labels", block.get("labels")),
+    )
+
+
+def timeout_not_below_interval(timeout: float, interval: float, written: object) -> ConfigError:
+    """The error for a timeout that does not fit in the interval, saying which to change."""
+    limit = f"less than poll.interval ({format_duration(interval)})"
+    if written is not None:
+        return ConfigError("poll.timeout", limit, written)
+    return ConfigError(
+        "poll.timeout",
+        f"{limit}, got the default {format_duration(timeout)}: set poll.timeout below "
+        f"{format_duration(interval)} or raise poll.interval",
     )
 
 
@@ -266,7 +307,7 @@ def parse_poll(value: object) -> PollSettings:
     deadline = optional_duration("deadline", 0.1)
     max_staleness = optional_duration("max_staleness", 0.0)
     if timeout >= interval:
-        raise ConfigError("poll.timeout", "less than poll.interval", block.get("timeout"))
+        raise timeout_not_below_interval(timeout, interval, block.get("timeout"))
     if deadline is not None and not timeout <= deadline < interval:
         raise ConfigError(
             "poll.deadline", "at least poll.timeout and less than poll.interval", block["deadline"]

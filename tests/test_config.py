@@ -126,7 +126,17 @@ def test_durations(text: str, seconds: float) -> None:
         ),
         (
             "targets: [{region: cn-beijing, owners: [1]}]",
-            "targets[0].owners[0]: expected a non-empty string, got 1",
+            "targets[0].owners[0]: expected a non-empty string, got the number 1: put it in"
+            " quotes so YAML reads it as text",
+        ),
+        (
+            "targets: [{region: cn-beijing, owners: [no]}]",
+            "targets[0].owners[0]: expected a non-empty string, got the boolean false: put it"
+            " in quotes so YAML reads it as text",
+        ),
+        (
+            "targets: [{region: cn-beijing, owners: ['']}]",
+            "targets[0].owners[0]: expected a non-empty string, got ''",
         ),
         (
             "targets: [{region: cn-beijing, labels: {quota: x}}]",
@@ -160,7 +170,12 @@ def test_durations(text: str, seconds: float) -> None:
         ),
         (
             "targets: [{region: cn-beijing}]\npoll: {timeout: 2m}",
-            "poll.timeout: expected less than poll.interval, got '2m'",
+            "poll.timeout: expected less than poll.interval (1m), got '2m'",
+        ),
+        (
+            "targets: [{region: cn-beijing}]\npoll: {interval: 1s}",
+            "poll.timeout: expected less than poll.interval (1s), got the default 10s: set"
+            " poll.timeout below 1s or raise poll.interval",
         ),
         (
             "targets: [{region: cn-beijing}]\npoll: {page_concurrency: 0}",
@@ -220,10 +235,23 @@ def test_a_bad_secret_is_never_echoed() -> None:
             "targets: [{region: cn-beijing, credentials: {access_key_id: LTAIx,"
             " access_key_secret: 12345678}}]"
         )
-    assert (
-        str(caught.value) == "targets[0].credentials.access_key_secret: expected a non-empty string"
+    assert str(caught.value) == (
+        "targets[0].credentials.access_key_secret: expected a non-empty string, got a number:"
+        " put it in quotes so YAML reads it as text"
     )
     assert "12345678" not in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["''", "[s3cr3t]", "{a: s3cr3t}"])
+def test_a_secret_of_the_wrong_shape_is_never_echoed(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(
+            "targets: [{region: cn-beijing, credentials: {access_key_id: LTAIx,"
+            f" access_key_secret: {value}}}}}]"
+        )
+    assert str(caught.value) == (
+        "targets[0].credentials.access_key_secret: expected a non-empty string"
+    )
 
 
 def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:

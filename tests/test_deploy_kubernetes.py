@@ -1,7 +1,8 @@
 """Checks of the kustomize base in deploy/kubernetes, rendered without kubectl.
 
-The base is rendered in Python (resources list, namespace, labels, images) and every
-core manifest is validated against the Kubernetes OpenAPI schemas of kubernetes-validate.
+The base is rendered in Python (resources list, configMapGenerator, namespace, labels,
+images) and every core manifest is validated against the Kubernetes OpenAPI schemas of
+kubernetes-validate.
 ServiceMonitor and PrometheusRule are CRDs without a bundled schema: their key fields are
 checked by hand, and the PrometheusRule must carry exactly the groups of
 deploy/prometheus/rules.yml. After editing rules.yml, regenerate the copy with:
@@ -18,6 +19,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.kustomize_generator import generate_config_map
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "deploy" / "kubernetes"
@@ -68,16 +71,28 @@ def kustomization() -> dict[str, Any]:
     return yaml.safe_load((BASE / "kustomization.yaml").read_text(encoding="utf-8"))
 
 
-def render() -> list[dict[str, Any]]:
+def render(base: Path = BASE) -> list[dict[str, Any]]:
     """Render the base like `kustomize build` for the features it uses."""
-    kust = kustomization()
+    kust = yaml.safe_load((base / "kustomization.yaml").read_text(encoding="utf-8"))
     docs: list[dict[str, Any]] = []
     for resource in kust["resources"]:
-        path = BASE / resource
+        path = base / resource
         assert path.is_file(), f"kustomization.yaml lists {resource}, which does not exist"
         for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
             if doc is not None:
                 docs.append(doc)
+    generated = [generate_config_map(base, entry) for entry in kust.get("configMapGenerator", [])]
+    renamed = {
+        entry["name"]: doc["metadata"]["name"]
+        for entry, doc in zip(kust.get("configMapGenerator", []), generated, strict=True)
+    }
+    for doc in docs:
+        if doc["kind"] == "Deployment":
+            for volume in doc["spec"]["template"]["spec"].get("volumes", []):
+                if "configMap" in volume:
+                    name = volume["configMap"]["name"]
+                    volume["configMap"]["name"] = renamed.get(name, name)
+    docs = generated + docs
     for doc in docs:
         if "namespace" in kust:
             doc["metadata"]["namespace"] = kust["namespace"]
@@ -123,7 +138,10 @@ def test_kustomization_lists_every_manifest_once(docs):
     assert kust["apiVersion"] == "kustomize.config.k8s.io/v1beta1"
     assert kust["kind"] == "Kustomization"
     assert len(kust["resources"]) == len(set(kust["resources"]))
-    on_disk = {p.name for p in BASE.glob("*.yaml")} - {"kustomization.yaml"}
+    generated_from = {
+        path for entry in kust["configMapGenerator"] for path in entry.get("files", [])
+    }
+    on_disk = {p.name for p in BASE.glob("*.yaml")} - {"kustomization.yaml"} - generated_from
     assert on_disk == set(kust["resources"]), "every manifest in the base must be listed"
     assert {doc["kind"] for doc in docs} == CORE_KINDS | CRD_KINDS
     keys = [(doc["kind"], doc["metadata"]["name"]) for doc in docs]
@@ -268,9 +286,8 @@ if __name__ == "__main__":
 def test_configmap_config_passes_the_exporters_own_validation() -> None:
     from exporter.config import parse_config
 
-    configmap = yaml.safe_load((ROOT / "deploy/kubernetes/configmap.yaml").read_text())
     config = parse_config(
-        yaml.safe_load(configmap["data"]["config.yaml"]),
+        yaml.safe_load((BASE / "config.yaml").read_text(encoding="utf-8")),
         {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIx", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s"},
     )
     assert config.targets

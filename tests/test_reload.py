@@ -1,0 +1,96 @@
+"""SIGHUP and POST /-/reload: a good new configuration replaces the running one, a bad one is
+logged and changes nothing."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from exporter.simulator import ApiSimulator
+from tests.exporter_process import ExporterProcess
+from tests.test_integration import ENV, JOBS, KEY_ID, SECRET
+
+BAD_LINE = "poll.interval: expected a duration like 30s, 5m, 1h or 2d, got 1"
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[ApiSimulator]:
+    sim = ApiSimulator(JOBS, credentials={KEY_ID: (SECRET, None)}).start()
+    yield sim
+    sim.stop()
+
+
+def config_text(simulator: ApiSimulator, account: str, interval: str = "'30s'") -> str:
+    return (
+        f"targets:\n  - region: cn-hangzhou\n    endpoint: {simulator.url}\n"
+        f"    labels: {{account: {account}}}\n"
+        f"poll: {{interval: {interval}, window: 1d}}\n"
+    )
+
+
+def wait_for_line(process: ExporterProcess, line: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        text = process.get("/metrics").text
+        if line in text.splitlines():
+            return text
+        assert time.monotonic() < deadline, f"never saw {line!r} in /metrics"
+        time.sleep(0.05)
+
+
+def test_sighup_and_post_reload(simulator: ApiSimulator, tmp_path: Path) -> None:
+    path = tmp_path / "config.yml"
+    path.write_text(config_text(simulator, "a"))
+    process = ExporterProcess("--config", str(path), env=ENV)
+    try:
+        process.wait_until("/ready")
+        wait_for_line(process, 'maxcompute_up{account="a",region="cn-hangzhou"} 1.0')
+        assert (
+            "maxcompute_exporter_config_last_reload_successful 1.0"
+            in process.get("/metrics").text.splitlines()
+        )
+
+        # A good new configuration: the new target is polled, the old one is gone.
+        path.write_text(config_text(simulator, "b"))
+        process.process.send_signal(signal.SIGHUP)
+        text = wait_for_line(process, 'maxcompute_up{account="b",region="cn-hangzhou"} 1.0')
+        assert 'account="a"' not in text
+
+        # A bad one: the running configuration stays, the gauge says so.
+        path.write_text(config_text(simulator, "c", interval="1"))
+        process.process.send_signal(signal.SIGHUP)
+        text = wait_for_line(process, "maxcompute_exporter_config_last_reload_successful 0.0")
+        assert 'maxcompute_up{account="b",region="cn-hangzhou"} 1.0' in text.splitlines()
+        answer = httpx.post(process.base + "/-/reload", timeout=10)
+        assert (answer.status_code, answer.text) == (500, f"failed to reload config: {BAD_LINE}\n")
+        assert httpx.get(process.base + "/-/reload").status_code == 405
+
+        # Fixed, and reloaded over HTTP.
+        path.write_text(config_text(simulator, "d"))
+        answer = httpx.post(process.base + "/-/reload", timeout=10)
+        assert (answer.status_code, answer.text) == (200, "configuration reloaded\n")
+        text = wait_for_line(process, 'maxcompute_up{account="d",region="cn-hangzhou"} 1.0')
+        assert "maxcompute_exporter_config_last_reload_successful 1.0" in text.splitlines()
+        stamp = [
+            line
+            for line in text.splitlines()
+            if line.startswith("maxcompute_exporter_config_last_reload_success_timestamp_seconds ")
+        ]
+        assert abs(float(stamp[0].split()[1]) - time.time()) < 30
+    finally:
+        code, stderr = process.stop()
+    assert code == 0
+    error_lines = [line for line in stderr.splitlines() if "level=error" in line]
+    assert len(error_lines) == 2  # the SIGHUP, then the POST
+    assert error_lines[0].split(" ", 1)[1] == error_lines[1].split(" ", 1)[1]
+    assert error_lines[0].endswith(
+        'level=error logger=exporter.reload msg="reloading the configuration failed: keeping the'
+        f' running one" error="{BAD_LINE}"'
+    )
+    assert stderr.count('msg="configuration reloaded" targets=1') == 2
+    assert "Traceback" not in stderr

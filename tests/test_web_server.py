@@ -198,3 +198,21 @@ def test_a_bad_max_connections_is_one_line_and_exit_2(value: str) -> None:
         "maxcompute-exporter: error: argument --web.max-connections: expected a whole number"
         f" from 1 to 10000, got {value!r} (see --help)\n"
     )
+
+
+def test_a_tls_client_that_never_shakes_hands_is_closed_after_the_timeout(certificate) -> None:
+    import ssl
+
+    cert, key = certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    limits = ServerLimits(tls_handshake_timeout=0.3)
+    with running_server(
+        StaticExposition(), web_config=WebConfig(tls=context), limits=limits
+    ) as base:
+        started = time.monotonic()
+        assert raw_exchange(base, b"") == b""
+        assert 0.2 < time.monotonic() - started < 5
+        client = ssl.create_default_context(cafile=str(cert))
+        https = base.replace("http://", "https://")
+        assert httpx.get(f"{https}/metrics", verify=client).content == BODY

@@ -183,6 +183,22 @@ def new_reloader(server: ExporterHTTPServer, load: Callable[[], Config]) -> Conf
     return ConfigReloader(load, Exporter, lambda e: e.metrics.self_registry, serve_exporter)
 
 
+def config_source(args: argparse.Namespace) -> tuple[Callable[[], Config], ApiSimulator | None]:
+    """What reads the configuration, at start and at each reload; the demo's simulator if any."""
+    if args.demo:
+        if args.config:
+            fail(EXIT_USAGE, "--demo: runs its own simulator and configuration; drop --config")
+        simulator = ApiSimulator(demo_workload()).start()
+        url = simulator.url
+        log.info("demo mode: polling the bundled simulator", extra={"endpoint": url})
+        # A reload in demo mode reads the same demo configuration: nothing changes.
+        return (lambda: demo_config(url)), simulator
+    if not args.config:
+        fail(EXIT_USAGE, "--config: expected a YAML file (or --demo to try the exporter)")
+    path = args.config
+    return (lambda: load_config(path)), None
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     args = build_parser().parse_args(argv)
     if args.version:
@@ -193,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         "/",
         "/healthz",
         "/ready",
+        "/-/reload",
     ):
         fail(EXIT_USAGE, "--web.telemetry-path: expected a path like /metrics")
     try:
@@ -207,19 +224,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         except ConfigError as error:
             fail(EXIT_USAGE, f"web config error: {error}")
 
-    simulator = None
-    if args.demo:
-        if args.config:
-            fail(EXIT_USAGE, "--demo: runs its own simulator and configuration; drop --config")
-        simulator = ApiSimulator(demo_workload()).start()
-        url = simulator.url
-        load = lambda: demo_config(url)  # noqa: E731 (a reload keeps the demo's configuration)
-        log.info("demo mode: polling the bundled simulator", extra={"endpoint": simulator.url})
-    elif not args.config:
-        fail(EXIT_USAGE, "--config: expected a YAML file (or --demo to try the exporter)")
-    else:
-        path = args.config
-        load = lambda: load_config(path)  # noqa: E731
+    load, simulator = config_source(args)
     try:
         config = load()
     except ConfigError as error:

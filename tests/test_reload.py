@@ -94,3 +94,28 @@ def test_sighup_and_post_reload(simulator: ApiSimulator, tmp_path: Path) -> None
     )
     assert stderr.count('msg="configuration reloaded" targets=1') == 2
     assert "Traceback" not in stderr
+
+
+def reload_stamp(process: ExporterProcess) -> float:
+    name = "maxcompute_exporter_config_last_reload_success_timestamp_seconds "
+    (line,) = [x for x in process.get("/metrics").text.splitlines() if x.startswith(name)]
+    return float(line.split()[1])
+
+
+def test_sighup_in_demo_mode_keeps_the_demo_running() -> None:
+    process = ExporterProcess("--demo")
+    try:
+        process.wait_until("/ready")
+        started = reload_stamp(process)
+        process.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while reload_stamp(process) == started:
+            assert time.monotonic() < deadline, "the reload never happened"
+            time.sleep(0.05)
+        text = process.get("/metrics").text.splitlines()
+        assert 'maxcompute_up{region="cn-hangzhou"} 1.0' in text
+        assert "maxcompute_exporter_config_last_reload_successful 1.0" in text
+    finally:
+        code, stderr = process.stop()
+    assert code == 0
+    assert 'msg="configuration reloaded: unchanged"' in stderr

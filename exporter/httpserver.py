@@ -207,6 +207,10 @@ class BoundedHTTPServer:
         except (OSError, ssl.SSLError, TimeoutError, asyncio.IncompleteReadError) as error:
             log.debug("connection ended", extra={"client": connection.peer, "error": str(error)})
             connection.writer.transport.abort()
+        except Exception:
+            # A bug here must cost one connection, never the server.
+            log.exception("serving a connection failed", extra={"client": connection.peer})
+            connection.writer.transport.abort()
         finally:
             self._connections.pop(connection, None)
             # A graceful close: what drain() left in the buffer is still sent.
@@ -232,7 +236,8 @@ class BoundedHTTPServer:
         if "transfer-encoding" in request.headers:
             return plain(501, "request bodies must have a Content-Length\n", close=True)
         length = request.headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > self.limits.max_body_bytes:
+        # isascii: str.isdigit() also takes "²", which int() refuses.
+        if not (length.isascii() and length.isdigit()) or int(length) > self.limits.max_body_bytes:
             return plain(413, "request body too large\n", close=True)
         if int(length):
             async with asyncio.timeout(self.limits.header_timeout):

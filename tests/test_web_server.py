@@ -11,8 +11,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from exporter.httpserver import ServerLimits
+from exporter.httpserver import ServerLimits, parse_head
 from exporter.web import ExporterHTTPServer, accepts_gzip
 from exporter.webconfig import WebConfig
 from tests.exporter_process import run_exporter
@@ -127,8 +129,10 @@ def raw_exchange(base: str, data: bytes) -> bytes:
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(data)
         chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
+        # A refused connection is reset (RST) rather than closed: the same "closed" to a client.
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -216,3 +220,56 @@ def test_a_tls_client_that_never_shakes_hands_is_closed_after_the_timeout(certif
         client = ssl.create_default_context(cafile=str(cert))
         https = base.replace("http://", "https://")
         assert httpx.get(f"{https}/metrics", verify=client).content == BODY
+
+
+def test_a_kept_alive_connection_is_closed_after_the_idle_timeout() -> None:
+    with running_server(StaticExposition(), limits=ServerLimits(idle_timeout=0.3)) as base:
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+            started = time.monotonic()
+            assert sock.recv(65536) == b""
+            assert 0.2 < time.monotonic() - started < 5
+
+
+def test_when_every_connection_has_been_served_a_newcomer_is_closed() -> None:
+    limits = ServerLimits(max_connections=2)
+    with (
+        running_server(StaticExposition(), limits=limits) as base,
+        httpx.Client() as first,
+        httpx.Client() as second,
+    ):
+        assert first.get(f"{base}/healthz").status_code == 200
+        assert second.get(f"{base}/healthz").status_code == 200
+        assert raw_exchange(base, b"GET /healthz HTTP/1.1\r\n\r\n") == b""
+        assert first.get(f"{base}/healthz").status_code == 200
+        assert second.get(f"{base}/healthz").status_code == 200
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_any_request_head_is_a_request_or_refused_never_an_error(head: bytes) -> None:
+    request = parse_head(head, "127.0.0.1")
+    assert request is None or (request.method and request.target)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_any_accept_encoding_is_an_answer(header: str) -> None:
+    assert accepts_gzip(header) in (True, False)
+
+
+def test_any_bytes_sent_get_an_answer_or_a_close_and_the_server_stays_up() -> None:
+    samples = [
+        b"GET / HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n",
+        b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+        b"\x00\xff\r\n\r\n",
+        b"GET / HTTP/1.1\r\n\r\n" * 2 + b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"GET " + b"/" * 20_000 + b" HTTP/1.1\r\n\r\n",
+    ]
+    with running_server(StaticExposition()) as base:
+        for data in samples:
+            answer = raw_exchange(base, data)
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 ")
+        assert httpx.get(f"{base}/metrics").status_code == 200

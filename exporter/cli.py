@@ -34,6 +34,7 @@ log = logging.getLogger("exporter")
 DEFAULT_LISTEN_ADDRESS = ":10181"
 DEFAULT_MAX_CONNECTIONS = ServerLimits().max_connections
 EXIT_USAGE = 2
+RELOAD_TIMEOUT_SECONDS = 60.0
 
 
 def connection_limit(text: str) -> int:
@@ -159,7 +160,10 @@ async def serve(reloader: ConfigReloader, exporter: Exporter, server: ExporterHT
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload_on_sighup)
-    server.reload = lambda: asyncio.run_coroutine_threadsafe(reloader.reload(), loop).result()
+    # A reload that hangs (an HTTP client that will not close) fails the request, not a worker.
+    server.reload = lambda: asyncio.run_coroutine_threadsafe(reloader.reload(), loop).result(
+        timeout=RELOAD_TIMEOUT_SECONDS
+    )
     reloader.start(exporter)
     await stop.wait()
     log.info("shutting down")

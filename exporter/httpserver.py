@@ -192,7 +192,9 @@ class BoundedHTTPServer:
         self._connections[connection] = None
         return True
 
-    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         peer = writer.get_extra_info("peername")
         connection = Connection(writer, peer=str(peer[0]) if peer else "")
         if not self._admit(connection):

@@ -179,12 +179,28 @@ async def serve(reloader: ConfigReloader, exporter: Exporter, server: ExporterHT
     return 0
 
 
-def new_reloader(server: ExporterHTTPServer, load: Callable[[], Config]) -> ConfigReloader:
+def new_reloader(
+    server: ExporterHTTPServer, load: Callable[[], Config], web_config_file: str | None
+) -> ConfigReloader:
     def serve_exporter(exporter: Exporter) -> None:
         server.exposition = exporter.renderer
         server.is_ready = lambda: exporter.store.ready
 
-    return ConfigReloader(load, Exporter, lambda e: e.metrics.self_registry, serve_exporter)
+    def load_web() -> WebConfig:
+        try:
+            return load_web_config(web_config_file or "")
+        except ConfigError as error:
+            error.args = (f"web config: {error}",)
+            raise
+
+    return ConfigReloader(
+        load,
+        Exporter,
+        lambda e: e.metrics.self_registry,
+        serve_exporter,
+        load_web=load_web if web_config_file else None,
+        apply_web=server.use_web_config,
+    )
 
 
 def config_source(args: argparse.Namespace) -> tuple[Callable[[], Config], ApiSimulator | None]:
@@ -264,7 +280,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             "max_connections": args.max_connections,
         },
     )
-    code = asyncio.run(serve(new_reloader(server, load), exporter, server))
+    reloader = new_reloader(server, load, args.web_config_file)
+    code = asyncio.run(serve(reloader, exporter, server))
     if simulator is not None:
         with contextlib.suppress(Exception):
             simulator.stop()

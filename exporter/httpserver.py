@@ -144,7 +144,7 @@ class BoundedHTTPServer:
         self.server_address = self._socket.getsockname()
         self._handler = handler
         self.limits = limits or ServerLimits()
-        self._tls = tls
+        self.tls = tls
         self._connections: OrderedDict[Connection, None] = OrderedDict()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -201,9 +201,9 @@ class BoundedHTTPServer:
             writer.transport.abort()
             return
         try:
-            if self._tls is not None:
+            if self.tls is not None:
                 await writer.start_tls(
-                    self._tls, ssl_handshake_timeout=self.limits.tls_handshake_timeout
+                    self.tls, ssl_handshake_timeout=self.limits.tls_handshake_timeout
                 )
             await self._requests(reader, connection)
         except (OSError, ssl.SSLError, TimeoutError, asyncio.IncompleteReadError) as error:

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from exporter.config import Config, ConfigError
 from exporter.poller import TargetPoller
 from exporter.scheduling import PollScheduler
+from exporter.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,9 @@ class ConfigReloader:
 
     ``load`` reads the configuration (raising ``ConfigError``); ``build`` makes the running
     parts from it; ``registry_of`` gives the registry the reload gauges are served from;
-    ``on_swap`` tells the web server which exporter to serve.
+    ``on_swap`` tells the web server which exporter to serve. ``load_web`` and ``apply_web``,
+    when given, read ``--web.config.file`` again and hand it to the web server; a mistake in
+    either file keeps both old ones.
     """
 
     def __init__(
@@ -72,8 +75,12 @@ class ConfigReloader:
         registry_of: Callable[[RunningExporter], CollectorRegistry],
         on_swap: Callable[[RunningExporter], None],
         status: ReloadStatus | None = None,
+        load_web: Callable[[], WebConfig] | None = None,
+        apply_web: Callable[[WebConfig], None] | None = None,
     ) -> None:
         self._load = load
+        self._load_web = load_web
+        self._apply_web = apply_web
         self._build = build
         self._registry_of = registry_of
         self._on_swap = on_swap
@@ -101,6 +108,7 @@ class ConfigReloader:
         async with self._lock:
             try:
                 config = self._load()
+                web = self._load_web() if self._load_web is not None else None
             except ConfigError as error:
                 self.status.successful = False
                 log.error(
@@ -110,6 +118,8 @@ class ConfigReloader:
                 return str(error)
             self.status.successful = True
             self.status.success_timestamp = self.status.clock()
+            if web is not None and self._apply_web is not None:
+                self._apply_web(web)
             if self.current is not None and config == self.current.config:
                 log.info("configuration reloaded: unchanged")
                 return None

@@ -132,6 +132,11 @@ class ExporterHTTPServer(BoundedHTTPServer):
         self._bcrypt = ThreadPoolExecutor(1, thread_name_prefix="web-bcrypt")
         self._bcrypt_waiting = 0
 
+    def use_web_config(self, web_config: WebConfig) -> None:
+        """Serve new connections with this TLS and these users (a reload)."""
+        self.basic_auth = BasicAuth(web_config.users)
+        self.tls = web_config.tls
+
     def server_close(self) -> None:
         super().server_close()
         self._workers.shutdown(wait=False, cancel_futures=True)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import bcrypt
 import httpx
 import pytest
 
@@ -119,3 +120,41 @@ def test_sighup_in_demo_mode_keeps_the_demo_running() -> None:
         code, stderr = process.stop()
     assert code == 0
     assert 'msg="configuration reloaded: unchanged"' in stderr
+
+
+def web_config_text(password: str) -> str:
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+    return f"basic_auth_users:\n  prometheus: '{hashed}'\n"
+
+
+def test_sighup_reads_the_web_config_again(tmp_path: Path) -> None:
+    web = tmp_path / "web.yml"
+    web.write_text(web_config_text("old-password"))
+    process = ExporterProcess("--demo", "--web.config.file", str(web))
+    try:
+        process.wait_until("/healthz")
+        assert process.get("/metrics", auth=("prometheus", "old-password")).status_code == 200
+        web.write_text(web_config_text("new-password"))
+        process.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while process.get("/metrics", auth=("prometheus", "new-password")).status_code != 200:
+            assert time.monotonic() < deadline, "the new password was never taken"
+            time.sleep(0.05)
+        assert process.get("/metrics", auth=("prometheus", "old-password")).status_code == 401
+
+        # A broken web config keeps the running one, and says so.
+        web.write_text("basic_auth_users:\n  prometheus: '$2y$10$short'\n")
+        answer = httpx.post(
+            process.base + "/-/reload", auth=("prometheus", "new-password"), timeout=10
+        )
+        assert (answer.status_code, answer.text) == (
+            500,
+            "failed to reload config: web config: basic_auth_users.prometheus: expected a"
+            " bcrypt hash like htpasswd -nbB makes ($2y$10$ and 53 more characters)\n",
+        )
+        metrics = process.get("/metrics", auth=("prometheus", "new-password"))
+        assert metrics.status_code == 200
+        assert "maxcompute_exporter_config_last_reload_successful 0.0" in metrics.text
+    finally:
+        code, stderr = process.stop()
+    assert code == 0 and "Traceback" not in stderr

@@ -280,9 +280,8 @@ class _Union:
 
 
 def nagle_off_in_web() -> bool:
-    from exporter.web import ExporterRequestHandler
-
-    return bool(getattr(ExporterRequestHandler, "disable_nagle_algorithm", False))
+    # The web server is asyncio's since issue 10: asyncio sets TCP_NODELAY on every connection.
+    return True
 
 
 def serve_metrics(kind: str, endpoint: str, groups: int, conn) -> None:
@@ -295,7 +294,7 @@ def serve_metrics(kind: str, endpoint: str, groups: int, conn) -> None:
     """
     from prometheus_client import CollectorRegistry, start_http_server
 
-    from exporter.web import ExporterHTTPServer, ExporterRequestHandler
+    from exporter.web import ExporterHTTPServer
 
     target = make_target(endpoint)
     settings = poll_settings(CONCURRENCY, UNLIMITED_RATE)
@@ -316,8 +315,6 @@ def serve_metrics(kind: str, endpoint: str, groups: int, conn) -> None:
     if snapshot is None or len(snapshot.groups) != groups:
         raise RuntimeError(f"expected {groups} groups in the snapshot")
     if kind.startswith("ours"):
-        if kind == "ours+nodelay":
-            ExporterRequestHandler.disable_nagle_algorithm = True
         renderer = MetricsRenderer(store, metrics)
         # Older versions took the render function, newer ones the renderer itself.
         parameters = list(inspect.signature(ExporterHTTPServer).parameters)

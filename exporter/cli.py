@@ -9,7 +9,7 @@ import difflib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from exporter import __version__
@@ -17,9 +17,10 @@ from exporter.collector import ExporterMetrics, MetricsRenderer
 from exporter.config import Config, ConfigError, PollSettings, Target, load_config
 from exporter.config_advice import config_warnings
 from exporter.effective_config import render_effective_settings
+from exporter.httpserver import ServerLimits
 from exporter.logs import LEVELS, setup_logging
 from exporter.poller import TargetPoller
-from exporter.scheduling import PollScheduler
+from exporter.reload import ConfigReloader
 from exporter.signing import Credentials
 from exporter.simulator import (
     DEMO_ACCESS_KEY_ID,
@@ -34,7 +35,16 @@ from exporter.webconfig import WebConfig, load_web_config
 log = logging.getLogger("exporter")
 
 DEFAULT_LISTEN_ADDRESS = ":10181"
+DEFAULT_MAX_CONNECTIONS = ServerLimits().max_connections
 EXIT_USAGE = 2
+RELOAD_TIMEOUT_SECONDS = 60.0
+
+
+def connection_limit(text: str) -> int:
+    """``--web.max-connections``: a whole number from 1 to 10000."""
+    if not text.isdigit() or not 1 <= int(text) <= 10_000:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 10000, got {text!r}")
+    return int(text)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -82,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="web_config_file",
         metavar="FILE",
         help="exporter-toolkit web configuration: TLS and basic auth",
+    )
+    parser.add_argument(
+        "--web.max-connections",
+        dest="max_connections",
+        type=connection_limit,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help=f"most HTTP connections open at once (default {DEFAULT_MAX_CONNECTIONS})",
     )
     parser.add_argument(
         "--log.level", dest="log_level", default="info", choices=sorted(LEVELS), help="log level"
@@ -146,25 +164,77 @@ async def run_once(config: Config) -> int:
     return 0 if all(results) else 1
 
 
-async def serve(config: Config, server: ExporterHTTPServer, exporter: Exporter) -> int:
+async def serve(reloader: ConfigReloader, exporter: Exporter, server: ExporterHTTPServer) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    scheduler = PollScheduler(exporter.pollers, config.poll.interval)
-    scheduler.start()
+    reloads: set[asyncio.Task] = set()
+
+    def reload_on_sighup() -> None:
+        log.info("SIGHUP: reloading the configuration")
+        task = loop.create_task(reloader.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload_on_sighup)
+    # A reload that hangs (an HTTP client that will not close) fails the request, not a worker.
+    server.reload = lambda: asyncio.run_coroutine_threadsafe(reloader.reload(), loop).result(
+        timeout=RELOAD_TIMEOUT_SECONDS
+    )
+    reloader.start(exporter)
     await stop.wait()
     log.info("shutting down")
-    scheduler.shutdown()
+    server.reload = None
+    await reloader.stop()
     current = asyncio.current_task()
     in_flight = [task for task in asyncio.all_tasks() if task is not current]
     for task in in_flight:
         task.cancel()
     await asyncio.gather(*in_flight, return_exceptions=True)
-    await exporter.aclose()
     server.shutdown()
     server.server_close()
     return 0
+
+
+def new_reloader(
+    server: ExporterHTTPServer, load: Callable[[], Config], web_config_file: str | None
+) -> ConfigReloader:
+    def serve_exporter(exporter: Exporter) -> None:
+        server.exposition = exporter.renderer
+        server.is_ready = lambda: exporter.store.ready
+
+    def load_web() -> WebConfig:
+        try:
+            return load_web_config(web_config_file or "")
+        except ConfigError as error:
+            error.args = (f"web config: {error}",)
+            raise
+
+    return ConfigReloader(
+        load,
+        Exporter,
+        lambda e: e.metrics.self_registry,
+        serve_exporter,
+        load_web=load_web if web_config_file else None,
+        apply_web=server.use_web_config,
+    )
+
+
+def config_source(args: argparse.Namespace) -> tuple[Callable[[], Config], ApiSimulator | None]:
+    """What reads the configuration, at start and at each reload; the demo's simulator if any."""
+    if args.demo:
+        if args.config:
+            fail(EXIT_USAGE, "--demo: runs its own simulator and configuration; drop --config")
+        simulator = ApiSimulator(demo_workload()).start()
+        url = simulator.url
+        log.info("demo mode: polling the bundled simulator", extra={"endpoint": url})
+        # A reload in demo mode reads the same demo configuration: nothing changes.
+        return (lambda: demo_config(url)), simulator
+    if not args.config:
+        fail(EXIT_USAGE, "--config: expected a YAML file (or --demo to try the exporter)")
+    path = args.config
+    return (lambda: load_config(path)), None
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -177,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         "/",
         "/healthz",
         "/ready",
+        "/-/reload",
     ):
         fail(EXIT_USAGE, "--web.telemetry-path: expected a path like /metrics")
     try:
@@ -191,20 +262,11 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         except ConfigError as error:
             fail(EXIT_USAGE, f"web config error: {error}")
 
-    simulator = None
-    if args.demo:
-        if args.config:
-            fail(EXIT_USAGE, "--demo: runs its own simulator and configuration; drop --config")
-        simulator = ApiSimulator(demo_workload()).start()
-        config = demo_config(simulator.url)
-        log.info("demo mode: polling the bundled simulator", extra={"endpoint": simulator.url})
-    elif not args.config:
-        fail(EXIT_USAGE, "--config: expected a YAML file (or --demo to try the exporter)")
-    else:
-        try:
-            config = load_config(args.config)
-        except ConfigError as error:
-            fail(EXIT_USAGE, f"config error: {error}")
+    load, simulator = config_source(args)
+    try:
+        config = load()
+    except ConfigError as error:
+        fail(EXIT_USAGE, f"config error: {error}")
     for warning in config_warnings(config):
         log.warning(warning)
     if args.check_config:
@@ -222,6 +284,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             lambda: exporter.store.ready,
             args.telemetry_path,
             web_config,
+            limits=ServerLimits(max_connections=args.max_connections),
         )
     except OSError as error:
         fail(1, f"--web.listen-address: cannot listen on {args.listen_address}: {error.strerror}")
@@ -235,9 +298,11 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             "telemetry_path": args.telemetry_path,
             "targets": ",".join(t.name for t in config.targets),
             "interval_seconds": config.poll.interval,
+            "max_connections": args.max_connections,
         },
     )
-    code = asyncio.run(serve(config, server, exporter))
+    reloader = new_reloader(server, load, args.web_config_file)
+    code = asyncio.run(serve(reloader, exporter, server))
     if simulator is not None:
         with contextlib.suppress(Exception):
             simulator.stop()

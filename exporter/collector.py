@@ -13,6 +13,7 @@ renders it once per change and serves those bytes; the small self-metrics are re
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -39,7 +40,10 @@ from exporter import __version__
 from exporter.aggregation import GroupAggregate
 from exporter.config import Target
 from exporter.errors import REASONS
-from exporter.snapshot import SnapshotStore, is_stale
+from exporter.jobs import is_renderable
+from exporter.snapshot import SnapshotStore, TargetStatus, is_stale
+
+log = logging.getLogger(__name__)
 
 # `_created` series double the self-metrics and no dashboard here reads them.
 disable_created_metrics()
@@ -130,19 +134,35 @@ class JobMetricsCollector(Collector):
         # Registering must never trigger a collection (and so never wait on the API).
         return iter(self._families())
 
+    def _samples(self, status: TargetStatus) -> list[tuple[int, list[str], float]]:
+        """(metric index, labels, value) of one target's snapshot; unrenderable groups left out."""
+        samples = []
+        target_values = target_label_values(status.target, self._label_names)
+        for key, group in status.snapshot.groups.items() if status.snapshot else ():
+            # jobs.parse_job lets no such name through; this keeps one slip from costing a scrape.
+            if not (is_renderable(key.quota) and is_renderable(key.project)):
+                continue
+            labels = [*target_values, key.quota, key.project]
+            for index, metric in enumerate(JOB_METRICS):
+                value = metric.value(group)
+                if value is not None:
+                    samples.append((index, labels, value))
+        return samples
+
     def collect(self) -> Iterator[Metric]:
         families = self._families()
         now = self._clock()
         for status in self._store.statuses():
             if status.snapshot is None or is_stale(status, now, self._max_staleness):
                 continue
-            target_values = target_label_values(status.target, self._label_names)
-            for key, group in status.snapshot.groups.items():
-                labels = [*target_values, key.quota, key.project]
-                for metric, family in zip(JOB_METRICS, families, strict=True):
-                    value = metric.value(group)
-                    if value is not None:
-                        family.add_metric(labels, value)
+            try:
+                samples = self._samples(status)
+            except Exception:
+                # One target's bad snapshot must not take the others' series down with it.
+                log.exception("rendering a target's job metrics failed: left out")
+                continue
+            for index, labels, value in samples:
+                families[index].add_metric(labels, value)
         return iter(families)
 
 
@@ -326,9 +346,17 @@ class MetricsRenderer:
                     # Let the old exposition go first: it is stale, every scrape now waits
                     # for the new one, and two at once would set the peak memory.
                     self._rendered = rendered = EMPTY_RENDERING
-                    plain = generate_latest(self._metrics.job_registry)
+                    plain = self._render_job_registry()
                     rendered = self._rendered = RenderedJobs(key, plain, *start_gzip(plain))
         return rendered
+
+    def _render_job_registry(self) -> bytes:
+        """The job exposition, or nothing if it cannot be rendered: the self-metrics still are."""
+        try:
+            return generate_latest(self._metrics.job_registry)
+        except Exception:
+            log.exception("rendering the job metrics failed: serving the exporter's own only")
+            return b""
 
     def job_exposition(self) -> bytes:
         return self._jobs().plain

@@ -367,16 +367,27 @@ def parse_config(data: object, environ: Mapping[str, str] | None = None) -> Conf
     return Config(targets=targets, poll=parse_poll(block.get("poll")))
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a YAML file; raises ``ConfigError`` (I/O and YAML errors included)."""
+def read_yaml(path: str | Path, flag: str) -> object:
+    """The parsed YAML document in ``path``; any unreadable file is a ``ConfigError``."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as error:
-        raise ConfigError("--config", "a readable file", str(path)) from error
+        raise ConfigError(flag, "a readable file", str(path)) from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            str(path), f"UTF-8 text (byte {error.start} is not)", show_value=False
+        ) from error
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(str(path), f"valid YAML (parse error{where})") from error
-    return parse_config(data, environ)
+    except RecursionError as error:
+        # PyYAML builds nested values recursively: thousands of [ or { exhaust the stack.
+        raise ConfigError(str(path), "YAML nested less deeply") from error
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a YAML file; raises ``ConfigError`` (I/O and YAML errors included)."""
+    return parse_config(read_yaml(path, "--config"), environ)

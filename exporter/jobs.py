@@ -2,10 +2,13 @@
 
 What each kind of bad field becomes (the README's "Failure modes" repeats this table):
 
-- ``instanceId``, ``project``, ``quotaNickname``: missing, null, not a string, empty or longer
-  than 256 characters: the record is skipped and counted as invalid.
-- ``cuSnapshot``, ``memorySnapshot``: missing, null, not a number, NaN, infinite or negative:
-  skipped and counted. Values above 1 are kept (they are shares, summed as they come).
+- ``instanceId``, ``project``, ``quotaNickname``: missing, null, not a string, empty, longer
+  than 256 characters, holding a control character or anything UTF-8 cannot encode (a lone
+  surrogate such as ``"\ud800"`` is valid JSON): the record is skipped and counted as invalid.
+  So every name let through can be written into the exposition and the logs.
+- ``cuSnapshot``, ``memorySnapshot``: missing, null, not a number, NaN, infinite, negative or
+  above 100 (a hundred times the quota): skipped and counted. Values from 1 to 100 are kept
+  (they are shares, summed as they come); the bound keeps a sum of them finite.
 - ``progress``: missing, null, not a number, NaN or infinite: skipped and counted; a number
   outside 0..1 is clamped later, in aggregation, and counted there.
 - ``submittedAtTime``, ``runningAtTime``: missing, null, not a whole number, zero or negative:
@@ -19,6 +22,8 @@ import math
 from dataclasses import dataclass
 
 MAX_TEXT_LENGTH = 256
+# A job's share of its quota's CUs or memory; elastic quotas let a job exceed 1, never 100-fold.
+MAX_SNAPSHOT_SHARE = 100.0
 MILLISECONDS_THRESHOLD = 100_000_000_000  # 10^11 s is the year 5138; 10^11 ms is 1973
 FUTURE_TOLERANCE_SECONDS = 300
 
@@ -35,20 +40,36 @@ class RunningJob:
     running_at: int
 
 
+def is_renderable(text: str) -> bool:
+    """True when ``text`` encodes as UTF-8 and holds no control character (C0, DEL, C1)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
+
+
 def _text(record: dict, key: str) -> str | None:
     value = record.get(key)
-    if isinstance(value, str) and 0 < len(value) <= MAX_TEXT_LENGTH:
+    if isinstance(value, str) and 0 < len(value) <= MAX_TEXT_LENGTH and is_renderable(value):
         return value
     return None
 
 
-def _number(record: dict, key: str, *, minimum: float | None = None) -> float | None:
+def _number(
+    record: dict, key: str, *, minimum: float | None = None, maximum: float | None = None
+) -> float | None:
     value = record.get(key)
     # bool is an int in Python, but true/false is not a number on the wire.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # a whole number of 400 digits is valid JSON
+        return None
     if not math.isfinite(number) or (minimum is not None and number < minimum):
+        return None
+    if maximum is not None and number > maximum:
         return None
     return number
 
@@ -76,8 +97,8 @@ def parse_job(record: object, now: float) -> RunningJob | None:
     instance_id = _text(record, "instanceId")
     project = _text(record, "project")
     quota = _text(record, "quotaNickname")
-    cu = _number(record, "cuSnapshot", minimum=0.0)
-    memory = _number(record, "memorySnapshot", minimum=0.0)
+    cu = _number(record, "cuSnapshot", minimum=0.0, maximum=MAX_SNAPSHOT_SHARE)
+    memory = _number(record, "memorySnapshot", minimum=0.0, maximum=MAX_SNAPSHOT_SHARE)
     progress = _number(record, "progress")
     submitted = _seconds(record, "submittedAtTime", now)
     running = _seconds(record, "runningAtTime", now)

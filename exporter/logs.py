@@ -1,14 +1,47 @@
-"""Log output as logfmt or JSON lines, with the ``extra`` fields of each record."""
+"""Log output as logfmt or JSON lines, with the ``extra`` fields of each record.
+
+Fields can come from the network (``errorMsg``, ``requestId``, a client's request line), so
+every text is cut to ``MAX_FIELD_CHARACTERS`` and its control characters, line separators and
+lone surrogates written as escapes: one record is one line, whatever the API or a client sent.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 
+MAX_FIELD_CHARACTERS = 1024
+# C0 and C1 controls, DEL, U+2028/U+2029 (line breaks to some readers), lone surrogates.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe_text(value: object) -> str:
+    """``value`` as text of at most ``MAX_FIELD_CHARACTERS`` (plus a note), escaped to one line."""
+    text = str(value)
+    if len(text) > MAX_FIELD_CHARACTERS:
+        text = f"{text[:MAX_FIELD_CHARACTERS]}...[{len(text) - MAX_FIELD_CHARACTERS} more]"
+    return _UNSAFE.sub(_escape, text)
+
+
+def _safe(value: object) -> object:
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    return safe_text(value)
 
 
 def _fields(record: logging.LogRecord) -> dict[str, object]:
@@ -17,13 +50,13 @@ def _fields(record: logging.LogRecord) -> dict[str, object]:
         + f".{int(record.msecs):03d}Z",
         "level": record.levelname.lower(),
         "logger": record.name,
-        "msg": record.getMessage(),
+        "msg": safe_text(record.getMessage()),
     }
     for key, value in vars(record).items():
         if key not in _STANDARD and not key.startswith("_"):
-            fields[key] = value
+            fields[safe_text(key)] = _safe(value)
     if record.exc_info and record.exc_info[1] is not None:
-        fields["error"] = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        fields["error"] = safe_text(f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}")
     return fields
 
 

@@ -19,17 +19,24 @@ from exporter.poller import TargetPoller
 log = logging.getLogger(__name__)
 
 
-async def run_poll(poller: TargetPoller) -> None:
+async def run_poll(poller: TargetPoller, in_flight: set[asyncio.Task] | None = None) -> None:
+    task = asyncio.current_task()
+    if in_flight is not None and task is not None:
+        in_flight.add(task)
     try:
         await poller.poll()
     except asyncio.CancelledError:
         # Shutdown cancels polls in flight; that is not an error worth a traceback.
         log.debug("poll cancelled", extra={"target": poller.target.name})
+    finally:
+        if in_flight is not None:
+            in_flight.discard(task)
 
 
 class PollScheduler:
     def __init__(self, pollers: Sequence[TargetPoller], interval: float) -> None:
         self._pollers = pollers
+        self._in_flight: set[asyncio.Task] = set()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         now = datetime.now(UTC)
         for index, poller in enumerate(pollers):
@@ -42,7 +49,7 @@ class PollScheduler:
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=max(1, int(interval)),
-                args=(poller,),
+                args=(poller, self._in_flight),
             )
 
     def start(self) -> None:
@@ -52,3 +59,11 @@ class PollScheduler:
     def shutdown(self) -> None:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+
+    async def stop(self) -> None:
+        """Stop scheduling and cancel this scheduler's polls in flight (a reload replaces it)."""
+        self.shutdown()
+        polls = list(self._in_flight)
+        for task in polls:
+            task.cancel()
+        await asyncio.gather(*polls, return_exceptions=True)

@@ -1,28 +1,36 @@
-"""The HTTP side: ``/metrics``, a landing page, ``/healthz`` and ``/ready``.
+"""The HTTP side: ``/metrics``, a landing page, ``/healthz``, ``/ready`` and ``/-/reload``.
 
-Served from threads of a ``ThreadingHTTPServer``: a scrape reads the published snapshot and
-never waits for a poll (polls run on the asyncio loop in another thread).
+Served by ``httpserver.BoundedHTTPServer`` (connections on an asyncio loop in a thread of its
+own) with a fixed pool of worker threads rendering responses: a scrape reads the published
+snapshot and never waits for a poll (polls run on the main asyncio loop).
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
-import socket
-import ssl
 import sys
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
+from http.server import ThreadingHTTPServer
 from typing import Protocol
 
 from exporter import __version__
-from exporter.webconfig import BasicAuth, WebConfig
+from exporter.basicauth import BasicAuth
+from exporter.httpserver import BoundedHTTPServer, Request, Response, ServerLimits, plain
+from exporter.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
 # The classic text format is what the exposition is written in (and what every Prometheus reads).
 EXPOSITION_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Threads rendering responses: a scrape takes a few ms of CPU, and the machine few cores.
+WORKER_THREADS = 4
+# Credentials waiting for bcrypt (which runs one at a time) before more are answered 503.
+MAX_BCRYPT_WAITING = 8
+# Paths that say nothing secret and that probes reach without credentials.
+OPEN_PATHS = frozenset({"/healthz", "/ready"})
 
 
 class Exposition(Protocol):
@@ -39,6 +47,32 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"--web.listen-address: expected host:port or :port, got {address!r}")
     return host.strip("[]"), int(port)
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether gzip is acceptable and preferred over identity (RFC 9110, 12.5.3).
+
+    Codings are case-insensitive; ``q=0`` means "not acceptable"; ``*`` stands for any coding
+    not listed. gzip is served unless identity is listed with a higher weight.
+    """
+    if not accept_encoding:
+        return False
+    weights: dict[str, float] = {}
+    for element in accept_encoding.split(","):
+        coding, *params = (part.strip() for part in element.split(";"))
+        weight = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    weight = 0.0
+        if coding:
+            weights[coding.lower()] = weight
+    gzip = weights.get("gzip", weights.get("x-gzip", weights.get("*", 0.0)))
+    identity = weights.get("identity")
+    return gzip > 0 and (identity is None or gzip >= identity)
 
 
 def landing_page(telemetry_path: str) -> bytes:
@@ -68,7 +102,13 @@ class QuietThreadingHTTPServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class ExporterHTTPServer(QuietThreadingHTTPServer):
+class ExporterHTTPServer(BoundedHTTPServer):
+    """The exporter's endpoints over a ``BoundedHTTPServer``.
+
+    ``exposition`` and ``is_ready`` may be replaced while serving (a configuration reload);
+    ``reload``, when given, serves ``POST /-/reload`` and returns an error line or None.
+    """
+
     def __init__(
         self,
         address: tuple[str, int],
@@ -76,105 +116,105 @@ class ExporterHTTPServer(QuietThreadingHTTPServer):
         is_ready: Callable[[], bool],
         telemetry_path: str = "/metrics",
         web_config: WebConfig | None = None,
+        *,
+        limits: ServerLimits | None = None,
+        reload: Callable[[], str | None] | None = None,
     ) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, ExporterRequestHandler)
         web_config = web_config or WebConfig()
-        self.tls = web_config.tls is not None
-        if web_config.tls is not None:
-            # The handshake happens in the request's own thread (finish_request), so a slow
-            # client cannot stall the accept loop.
-            self.socket = web_config.tls.wrap_socket(
-                self.socket, server_side=True, do_handshake_on_connect=False
-            )
+        super().__init__(address, self._handle, limits, web_config.tls)
         self.basic_auth = BasicAuth(web_config.users)
         self.exposition = exposition
         self.is_ready = is_ready
         self.telemetry_path = telemetry_path
         self.landing = landing_page(telemetry_path)
+        self.reload = reload
+        self._workers = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="web-worker")
+        self._bcrypt = ThreadPoolExecutor(1, thread_name_prefix="web-bcrypt")
+        self._bcrypt_waiting = 0
 
-    def finish_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
-        if self.tls:
+    def use_web_config(self, web_config: WebConfig) -> None:
+        """Serve new connections with this TLS and these users (a reload)."""
+        self.basic_auth = BasicAuth(web_config.users)
+        self.tls = web_config.tls
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._workers.shutdown(wait=False, cancel_futures=True)
+        self._bcrypt.shutdown(wait=False, cancel_futures=True)
+
+    async def _authorised(self, request: Request) -> Response | None:
+        """None if the request may go on, else the refusal to send."""
+        header = request.headers.get("authorization")
+        verdict = self.basic_auth.cached(header)
+        if verdict is None:
+            if self._bcrypt_waiting >= MAX_BCRYPT_WAITING:
+                refusal = plain(503, "too many logins at once, retry later\n", close=True)
+                return Response(503, refusal.body, (*refusal.headers, ("Retry-After", "1")), True)
+            self._bcrypt_waiting += 1
             try:
-                request.do_handshake()
-            except (OSError, ssl.SSLError) as error:
-                log.debug(
-                    "TLS handshake failed", extra={"client": client_address[0], "error": str(error)}
-                )
-                return
-        super().finish_request(request, client_address)
+                loop = asyncio.get_running_loop()
+                verdict = await loop.run_in_executor(self._bcrypt, self.basic_auth.check, header)
+            finally:
+                self._bcrypt_waiting -= 1
+        if verdict:
+            return None
+        # Closing makes a client that guesses pay a new connection per guess.
+        refusal = plain(401, "Unauthorized\n", close=True)
+        challenge = ("WWW-Authenticate", 'Basic realm="maxcompute-exporter"')
+        return Response(401, refusal.body, (*refusal.headers, challenge), True)
 
-    def serve_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, args=(0.1,), name="web", daemon=True)
-        thread.start()
-        return thread
+    async def _handle(self, request: Request) -> Response:
+        if self.basic_auth.enabled and request.path not in OPEN_PATHS:
+            refusal = await self._authorised(request)
+            if refusal is not None:
+                return self._for_method(request, refusal)
+        loop = asyncio.get_running_loop()
+        response = await loop.run_in_executor(self._workers, self._route, request)
+        return self._for_method(request, response)
 
+    @staticmethod
+    def _for_method(request: Request, response: Response) -> Response:
+        if request.method != "HEAD":
+            return response
+        return Response(response.status, response.body, response.headers, response.close, True)
 
-class ExporterRequestHandler(BaseHTTPRequestHandler):
-    server: ExporterHTTPServer
-    protocol_version = "HTTP/1.1"
-    server_version = f"maxcompute-exporter/{__version__}"
-    # Headers and body go out in two writes; with Nagle's algorithm the body would wait for
-    # the client's delayed ACK of the headers (up to 40 ms on Linux) on a kept-alive connection.
-    disable_nagle_algorithm = True
+    def _route(self, request: Request) -> Response:
+        path, method = request.path, request.method
+        if path == "/-/reload":
+            return self._reload(method)
+        if method not in ("GET", "HEAD"):
+            return Response(405, (b"method not allowed\n",), (("Allow", "GET, HEAD"),))
+        if path == self.telemetry_path:
+            return self._metrics(request)
+        if path == "/":
+            return Response(200, (self.landing,), (("Content-Type", "text/html; charset=utf-8"),))
+        if path == "/healthz":
+            return plain(200, "ok\n")
+        if path == "/ready":
+            if self.is_ready():
+                return plain(200, "ready\n")
+            return plain(503, "not ready: a target has not had a good poll yet\n")
+        return plain(404, "not found\n")
 
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        # /healthz stays open: liveness probes carry no credentials and it reveals nothing.
-        if path != "/healthz" and not self.server.basic_auth.check(
-            self.headers.get("Authorization")
-        ):
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="maxcompute-exporter"')
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-            self.send_header("Content-Length", "13")
-            self.end_headers()
-            if not getattr(self, "_head_only", False):
-                self.wfile.write(b"Unauthorized\n")
-            return
-        if path == self.server.telemetry_path:
-            gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
-            try:
-                exposition = self.server.exposition
-                body = (exposition.render_gzip(),) if gzipped else exposition.render_parts()
-            except Exception:
-                log.exception("rendering metrics failed")
-                self._send(500, b"error rendering metrics\n", "text/plain; charset=utf-8")
-                return
-            self._send(200, body, EXPOSITION_CONTENT_TYPE, "gzip" if gzipped else None)
-        elif path == "/":
-            self._send(200, self.server.landing, "text/html; charset=utf-8")
-        elif path == "/healthz":
-            self._send(200, b"ok\n", "text/plain; charset=utf-8")
-        elif path == "/ready":
-            if self.server.is_ready():
-                self._send(200, b"ready\n", "text/plain; charset=utf-8")
-            else:
-                self._send(503, b"not ready: a target has not had a good poll yet\n", "text/plain")
-        else:
-            self._send(404, b"not found\n", "text/plain; charset=utf-8")
+    def _metrics(self, request: Request) -> Response:
+        gzipped = accepts_gzip(request.headers.get("accept-encoding"))
+        exposition = self.exposition
+        try:
+            body = (exposition.render_gzip(),) if gzipped else exposition.render_parts()
+        except Exception:
+            log.exception("rendering metrics failed")
+            return plain(500, "error rendering metrics\n")
+        headers = [("Content-Type", EXPOSITION_CONTENT_TYPE), ("Vary", "Accept-Encoding")]
+        if gzipped:
+            headers.append(("Content-Encoding", "gzip"))
+        return Response(200, tuple(body), tuple(headers))
 
-    def do_HEAD(self) -> None:
-        self._head_only = True
-        self.do_GET()
-
-    def _send(
-        self,
-        status: int,
-        body: bytes | tuple[bytes, ...],
-        content_type: str,
-        encoding: str | None = None,
-    ) -> None:
-        parts = (body,) if isinstance(body, bytes) else body
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(sum(len(part) for part in parts)))
-        if encoding:
-            self.send_header("Content-Encoding", encoding)
-        self.end_headers()
-        if not getattr(self, "_head_only", False):
-            self.wfile.writelines(parts)
-
-    def log_message(self, format: str, *args: object) -> None:
-        log.debug("http request", extra={"client": self.client_address[0], "line": format % args})
+    def _reload(self, method: str) -> Response:
+        if method != "POST":
+            return Response(405, (b"use POST to reload\n",), (("Allow", "POST"),))
+        if self.reload is None:
+            return plain(404, "not found\n")
+        error = self.reload()
+        if error is not None:
+            return plain(500, f"failed to reload config: {error}\n")
+        return plain(200, "configuration reloaded\n")

@@ -12,19 +12,13 @@ basic_auth_users:
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
+import re
 import ssl
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-import bcrypt
-import yaml
-
-from exporter.config import ConfigError, check_keys
+from exporter.config import ConfigError, check_keys, read_yaml
 
 CLIENT_AUTH_TYPES = {
     "NoClientCert": ssl.CERT_NONE,
@@ -32,54 +26,14 @@ CLIENT_AUTH_TYPES = {
     "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
 }
 TLS_VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
+# What htpasswd -B and bcrypt write: $2a$/$2b$/$2y$, a two-digit cost 04..31, 53 base64 chars.
+BCRYPT_HASH = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
 
 
 @dataclass(frozen=True, slots=True)
 class WebConfig:
     tls: ssl.SSLContext | None = None
     users: MappingProxyType[str, bytes] = field(default_factory=lambda: MappingProxyType({}))
-
-
-class BasicAuth:
-    """Checks ``Authorization: Basic`` against bcrypt hashes.
-
-    bcrypt costs tens of milliseconds by design; a credential that passed once is remembered
-    (as a keyed digest, not in clear) so that scrapes stay cheap, as exporter-toolkit does.
-    """
-
-    def __init__(self, users: MappingProxyType[str, bytes]) -> None:
-        self._users = users
-        self._key = hashlib.sha256(repr(sorted(users.items())).encode()).digest()
-        self._verified: set[bytes] = set()
-        self._lock = threading.Lock()
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self._users)
-
-    def check(self, header: str | None) -> bool:
-        if not self._users:
-            return True
-        if not header or not header.startswith("Basic "):
-            return False
-        try:
-            user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return False
-        hashed = self._users.get(user)
-        if hashed is None:
-            return False
-        digest = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
-        with self._lock:
-            if digest in self._verified:
-                return True
-        if not bcrypt.checkpw(password.encode(), hashed):
-            return False
-        with self._lock:
-            if len(self._verified) > 1000:
-                self._verified.clear()
-            self._verified.add(digest)
-        return True
 
 
 def _readable(key: str, value: object, base: Path) -> str:
@@ -94,12 +48,7 @@ def _readable(key: str, value: object, base: Path) -> str:
 def load_web_config(path: str) -> WebConfig:
     """Read and check the file; raises ``ConfigError`` naming the key on any mistake."""
     file = Path(path)
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigError("--web.config.file", "a readable file", path) from error
-    except yaml.YAMLError as error:
-        raise ConfigError(path, "valid YAML") from error
+    data = read_yaml(file, "--web.config.file")
     block = check_keys("", data or {}, {"tls_server_config", "basic_auth_users"})
     context = None
     if block.get("tls_server_config") is not None:
@@ -116,7 +65,7 @@ def load_web_config(path: str) -> WebConfig:
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         try:
             context.load_cert_chain(cert, key)
-        except ssl.SSLError as error:
+        except (ssl.SSLError, OSError, ValueError) as error:
             raise ConfigError(
                 "tls_server_config.cert_file", "a PEM certificate matching key_file"
             ) from error
@@ -129,9 +78,13 @@ def load_web_config(path: str) -> WebConfig:
             )
         context.verify_mode = CLIENT_AUTH_TYPES[auth_type]
         if tls.get("client_ca_file") is not None:
-            context.load_verify_locations(
-                _readable("tls_server_config.client_ca_file", tls["client_ca_file"], base)
-            )
+            ca_file = _readable("tls_server_config.client_ca_file", tls["client_ca_file"], base)
+            try:
+                context.load_verify_locations(ca_file)
+            except (ssl.SSLError, OSError, ValueError) as error:
+                raise ConfigError(
+                    "tls_server_config.client_ca_file", "a file of PEM CA certificates"
+                ) from error
         elif context.verify_mode != ssl.CERT_NONE:
             raise ConfigError("tls_server_config.client_ca_file", f"a file with {auth_type}")
         if "min_version" in tls:
@@ -145,7 +98,12 @@ def load_web_config(path: str) -> WebConfig:
     if not isinstance(raw_users, dict):
         raise ConfigError("basic_auth_users", "a mapping of user names to bcrypt hashes")
     for user, hashed in raw_users.items():
-        if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
-            raise ConfigError(f"basic_auth_users.{user}", "a bcrypt hash", show_value=False)
+        # Checked whole here: a malformed hash would otherwise fail every login at run time.
+        if not isinstance(hashed, str) or not BCRYPT_HASH.match(hashed):
+            raise ConfigError(
+                f"basic_auth_users.{user}",
+                "a bcrypt hash like htpasswd -nbB makes ($2y$10$ and 53 more characters)",
+                show_value=False,
+            )
         users[str(user)] = hashed.encode()
     return WebConfig(tls=context, users=MappingProxyType(users))

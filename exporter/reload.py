@@ -1,0 +1,129 @@
+"""Reload the configuration on ``SIGHUP`` or ``POST /-/reload``, as Prometheus does.
+
+A new configuration that fails validation changes nothing: the old one keeps running, the error
+is logged and ``maxcompute_exporter_config_last_reload_successful`` goes to 0. A good one
+replaces the running parts whole: the old scheduler stops, its polls in flight are cancelled,
+its HTTP clients closed, and new pollers start (their first poll at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from exporter.config import Config, ConfigError
+from exporter.poller import TargetPoller
+from exporter.scheduling import PollScheduler
+from exporter.webconfig import WebConfig
+
+log = logging.getLogger(__name__)
+
+
+class RunningExporter(Protocol):
+    """What a reload swaps (``cli.Exporter``)."""
+
+    config: Config
+    pollers: list[TargetPoller]
+
+    async def aclose(self) -> None: ...
+
+
+class ReloadStatus(Collector):
+    """The two reload gauges; the last success starts as the process's start time."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.successful = True
+        self.success_timestamp = clock()
+
+    def describe(self) -> Iterator[Metric]:
+        return self.collect()
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "maxcompute_exporter_config_last_reload_successful",
+            "1 if the last configuration reload (SIGHUP or POST /-/reload) succeeded, else 0.",
+            value=1.0 if self.successful else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "maxcompute_exporter_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully, Unix seconds.",
+            value=self.success_timestamp,
+        )
+
+
+class ConfigReloader:
+    """Owns the running exporter and its scheduler; ``reload()`` swaps them for a new config.
+
+    ``load`` reads the configuration (raising ``ConfigError``); ``build`` makes the running
+    parts from it; ``registry_of`` gives the registry the reload gauges are served from;
+    ``on_swap`` tells the web server which exporter to serve. ``load_web`` and ``apply_web``,
+    when given, read ``--web.config.file`` again and hand it to the web server; a mistake in
+    either file keeps both old ones.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], Config],
+        build: Callable[[Config], RunningExporter],
+        registry_of: Callable[[RunningExporter], CollectorRegistry],
+        on_swap: Callable[[RunningExporter], None],
+        status: ReloadStatus | None = None,
+        load_web: Callable[[], WebConfig] | None = None,
+        apply_web: Callable[[WebConfig], None] | None = None,
+    ) -> None:
+        self._load = load
+        self._load_web = load_web
+        self._apply_web = apply_web
+        self._build = build
+        self._registry_of = registry_of
+        self._on_swap = on_swap
+        self.status = status or ReloadStatus()
+        self._lock = asyncio.Lock()
+        self.current: RunningExporter | None = None
+        self._scheduler: PollScheduler | None = None
+
+    def start(self, exporter: RunningExporter) -> None:
+        """Serve and poll ``exporter``; call from within the running event loop."""
+        self._registry_of(exporter).register(self.status)
+        self.current = exporter
+        self._on_swap(exporter)
+        self._scheduler = PollScheduler(exporter.pollers, exporter.config.poll.interval)
+        self._scheduler.start()
+
+    async def stop(self) -> None:
+        if self._scheduler is not None:
+            await self._scheduler.stop()
+        if self.current is not None:
+            await self.current.aclose()
+
+    async def reload(self) -> str | None:
+        """Load the configuration again; None on success, else the one-line error."""
+        async with self._lock:
+            try:
+                config = self._load()
+                web = self._load_web() if self._load_web is not None else None
+            except ConfigError as error:
+                self.status.successful = False
+                log.error(
+                    "reloading the configuration failed: keeping the running one",
+                    extra={"error": str(error)},
+                )
+                return str(error)
+            self.status.successful = True
+            self.status.success_timestamp = self.status.clock()
+            if web is not None and self._apply_web is not None:
+                self._apply_web(web)
+            if self.current is not None and config == self.current.config:
+                log.info("configuration reloaded: unchanged")
+                return None
+            await self.stop()
+            self.start(self._build(config))
+            log.info("configuration reloaded", extra={"targets": len(config.targets)})
+            return None

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from exporter.config import PollSettings, Target
+from exporter.credentials import CredentialsError, credential_provider
 from exporter.jobs import RunningJob, parse_job
 from exporter.ratelimit import RateLimiter
 from exporter.signing import canonical_query, sign_request
@@ -53,6 +54,7 @@ REASONS = (
     "invalid_response",
     "inconsistent",
     "deadline",
+    "credentials",
 )
 
 
@@ -215,6 +217,7 @@ class RunningJobsClient:
         self._target = target
         self._settings = settings
         self._on_request = on_request
+        self._credentials = credential_provider(target.credentials, min_validity=settings.timeout)
         self._host = _host_header(target.endpoint)
         self._url = target.endpoint + PATH
         self._filters: dict[str, str] = {}
@@ -238,6 +241,7 @@ class RunningJobsClient:
         )
 
     async def aclose(self) -> None:
+        await self._credentials.aclose()
         await self._http.aclose()
 
     async def fetch_page(self, window_start: int, window_end: int, page_number: int) -> Page:
@@ -249,8 +253,12 @@ class RunningJobsClient:
             "pageSize": str(PAGE_SIZE),
             **self._filters,
         }
+        try:
+            credentials = await self._credentials.get()
+        except CredentialsError as error:
+            raise ApiError("credentials", str(error)) from None
         headers = sign_request(
-            self._target.credentials,
+            credentials,
             "GET",
             self._host,
             PATH,

@@ -72,7 +72,7 @@ def test_job_metrics_lines_for_a_known_snapshot() -> None:
     for name, values in expected.items():
         assert samples(text, name) == values, name
     errors = samples(text, "maxcompute_exporter_poll_errors_total")
-    assert len(errors) == 2 * 9
+    assert len(errors) == 2 * 10  # every reason of the README's table, for each target
     assert set(errors.values()) == {0}
     assert "_created" not in text
     # A target that never succeeded has no job series and no last-success timestamp.

@@ -43,6 +43,9 @@ _package_log = logging.getLogger("credentials")
 _package_log.handlers.clear()
 _package_log.propagate = False
 _package_log.disabled = True
+# The package's HTTP goes through urllib3, whose debug lines show STS request URLs: their
+# queries hold signatures, security tokens and OIDC tokens.
+logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 # As the package: renew at most 15 minutes before expiry (half the lifetime if shorter).
 REFRESH_AHEAD_MAX_SECONDS = 15 * 60
@@ -203,6 +206,11 @@ class RenewingCredentials:
         """A credential valid for at least ``min_validity`` seconds, or CredentialsError."""
         lease = self._lease
         if lease is None or not usable(lease, self._clock(), self._min_validity):
+            if lease is not None:
+                log.warning(
+                    "a poll waited for a credential renewal: the background renewal is late",
+                    extra={"source": self.description},
+                )
             lease = await self._renew_shared()
         if self._renewer is None:
             self._renewer = asyncio.get_running_loop().create_task(self._renew_forever())
@@ -268,7 +276,7 @@ class RenewingCredentials:
             except CredentialsError as error:
                 failures += 1
                 level = logging.WARNING if failures == 1 else logging.DEBUG
-                log.log(level, "credential renewal failed", extra={"error": str(error)})
+                log.log(level, "credential renewal failed; retrying", extra={"error": str(error)})
                 continue
             # The source handed back what we had (its own cache): ask again a bit later.
             failures = failures + 1 if renewed is before and renewed.expires_at else 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -251,8 +252,12 @@ async def test_ram_role_arn_with_a_wrong_secret_fails_naming_the_role(
 
 
 async def test_oidc_role_arn_sends_the_token_file(
-    simulator: ApiSimulator, server: CredentialServer, tmp_path: Path
+    simulator: ApiSimulator,
+    server: CredentialServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     token_file = tmp_path / "token"
     token_file.write_text("eyJ.oidc-token.sig")
     server.oidc_token = "eyJ.oidc-token.sig"
@@ -268,6 +273,10 @@ async def test_oidc_role_arn_sends_the_token_file(
     assert await poll_with(simulator, spec) == 2
     ((_, path),) = server.requests
     assert "Action=AssumeRoleWithOIDC&" in path and "OIDCToken=eyJ.oidc-token.sig" in path
+    # Not even at debug level does the token, or the credential it bought, reach a log line.
+    (issued,) = server.issuer.issued
+    for secret in ("eyJ.oidc-token.sig", issued.access_key_secret, issued.security_token):
+        assert secret not in caplog.text
 
 
 async def test_profile_of_the_aliyun_cli(simulator: ApiSimulator, tmp_path: Path) -> None:

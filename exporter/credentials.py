@@ -109,7 +109,7 @@ def safe_message(error: BaseException) -> str:
     """The package's error text without response bodies or URL queries (they hold secrets)."""
     text = _RESPONSE_BODY.sub("result: (withheld)", str(error) or type(error).__name__)
     text = " ".join(_URL_QUERY.sub("?(withheld)", text).split())
-    return text if len(text) <= 300 else text[:297] + "..."
+    return text if len(text) <= 1000 else text[:997] + "..."
 
 
 def lease_from(credential: ICredentials, fetched_at: float) -> Lease:

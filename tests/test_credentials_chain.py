@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.simulator import ApiSimulator
 from exporter.sts_simulator import CredentialServer, StsIssuer
 from tests.conftest import job_record
-from tests.exporter_process import ROOT
+from tests.exporter_process import ROOT, ExporterProcess
 
 KEY_ID, SECRET = "LTAIchain", "chain-secret-never-shown"
 ECS_HOST = "http://100.100.100.200"
@@ -165,3 +165,59 @@ def test_no_source_fails_the_poll_with_reason_credentials(
     assert "URLCredentialsProvider: error refreshing credentials from" in result.stderr
     assert server.failure_marker not in result.stderr
     assert "LTAIhush" not in result.stderr
+
+
+def test_served_with_only_a_credentials_uri_rotating_tokens(tmp_path: Path) -> None:
+    """No key anywhere but ALIBABA_CLOUD_CREDENTIALS_URI: exact values while tokens rotate."""
+    now = int(time.time())
+    jobs = [
+        job_record(f"job-{n:02d}", cu=0.125, memory=0.0625, progress=0.5, submitted=now - 60)
+        for n in range(25)
+    ]
+    sim = ApiSimulator(jobs, credentials={}).start()  # only the issued STS keys are valid
+    server = CredentialServer(StsIssuer(sim.state, lifetime=4)).start()
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"targets:\n  - region: cn-hangzhou\n    endpoint: {sim.url}\n"
+        "poll:\n  interval: 1s\n  timeout: 500ms\n  window: 1h\n"
+    )
+    cleared = {name: "" for name in os.environ if name.startswith("ALIBABA_CLOUD_")}
+    env = {
+        **cleared,
+        "HOME": str(tmp_path),
+        "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
+        "ALIBABA_CLOUD_CREDENTIALS_URI": f"{server.url}/credentials",
+    }
+    exporter = ExporterProcess("--config", str(config), "--log.level=debug", env=env)
+    try:
+        exporter.wait_until("/ready")
+        deadline = time.monotonic() + 60
+        while len(server.issuer.issued) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        text = exporter.get("/metrics").text
+    finally:
+        code, stderr = exporter.stop()
+        server.stop()
+        sim.stop()
+    assert code == 0
+    assert len(server.issuer.issued) >= 3, "the token was not renewed"
+    values = {
+        (s.name, s.labels.get("code", s.labels.get("reason", ""))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name.startswith(("maxcompute_running_jobs", "maxcompute_up", "maxcompute_exporter_"))
+    }
+    assert values[("maxcompute_up", "")] == 1
+    assert values[("maxcompute_running_jobs", "")] == 25
+    assert values[("maxcompute_running_jobs_cu_ratio", "")] == 3.125
+    assert values[("maxcompute_running_jobs_memory_ratio", "")] == 1.5625
+    assert values[("maxcompute_running_jobs_progress_ratio", "")] == 0.5
+    requests = {k[1]: v for k, v in values.items() if k[0].endswith("api_requests_total")}
+    assert set(requests) == {"200"} and requests["200"] >= 2
+    errors = {k[1]: v for k, v in values.items() if k[0].endswith("poll_errors_total")}
+    assert set(errors.values()) == {0}
+    assert sim.state.expired_token_requests == 0
+    for issued in server.issuer.issued:
+        for secret in (issued.access_key_secret, issued.security_token):
+            assert secret not in text
+            assert secret not in stderr

@@ -9,7 +9,8 @@ ways Alibaba Cloud does, each in the wire format the official credentials packag
 - STS ``AssumeRole`` (signed with a known AccessKey) and ``AssumeRoleWithOIDC`` (with the
   expected OIDC token), at ``/`` for an ``sts_endpoint`` of ``http://127.0.0.1:PORT``;
 - the ECS metadata service's RAM-role paths, reached as an HTTP proxy: the package addresses
-  100.100.100.200, and a client whose proxy is this server never leaves loopback.
+  100.100.100.200, and a client whose proxy is this server never leaves loopback;
+- as an HTTPS proxy, a refusal of every tunnel (recorded, so a test sees where a client went).
 """
 
 from __future__ import annotations
@@ -108,6 +109,13 @@ class CredentialHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    def do_CONNECT(self) -> None:
+        # As an HTTPS proxy it refuses every tunnel: TLS to the real STS cannot be played here,
+        # but the request shows where a client was going.
+        self.server.record("CONNECT", self.path)
+        self.close_connection = True
+        self._reply(403, {"Code": "TunnelRefused"})
 
     def do_PUT(self) -> None:
         self.server.record("PUT", self.path)

@@ -52,7 +52,8 @@ def run_once(
     inherited = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith("ALIBABA_CLOUD_") and name.lower() not in ("http_proxy", "no_proxy")
+        if not name.startswith("ALIBABA_CLOUD_")
+        and name.lower() not in ("http_proxy", "https_proxy", "no_proxy")
     }
     return subprocess.run(
         [sys.executable, "-m", "exporter", "--config", str(config), "--once", "--log.level=debug"],
@@ -221,3 +222,21 @@ def test_served_with_only_a_credentials_uri_rotating_tokens(tmp_path: Path) -> N
         for secret in (issued.access_key_secret, issued.security_token):
             assert secret not in text
             assert secret not in stderr
+
+
+def test_rrsa_variables_make_the_chain_assume_the_role_before_the_cli_profile(
+    simulator: ApiSimulator, server: CredentialServer, tmp_path: Path
+) -> None:
+    # The chain's OIDC step calls https://sts.aliyuncs.com, whose TLS cannot be played here:
+    # through the loopback proxy its tunnel is refused, so the chain goes on to the CLI profile.
+    token = tmp_path / "rrsa-token"
+    token.write_text("eyJ.rrsa-token.sig")
+    write_cli_profile(tmp_path, KEY_ID, SECRET)
+    env = {
+        "ALIBABA_CLOUD_ROLE_ARN": "acs:ram::1000000000000000:role/maxcompute-exporter",
+        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": "acs:ram::1000000000000000:oidc-provider/ack-rrsa",
+        "ALIBABA_CLOUD_OIDC_TOKEN_FILE": str(token),
+        "HTTPS_PROXY": server.url,
+    }
+    assert_polled_with_secrets_hidden(run_once(simulator, tmp_path, env), "eyJ.rrsa-token.sig")
+    assert server.requests == [("CONNECT", "sts.aliyuncs.com:443")]

@@ -166,6 +166,8 @@ def build_provider(spec: CredentialSpec) -> ICredentialsProvider:
         )
     if spec.type == "profile":
         return CLIProfileCredentialsProvider(profile_name=get("name"), profile_file=get("file"))
+    if spec.type != "default":
+        raise ValueError(f"unknown credential source type {spec.type}")
     return DefaultCredentialsProvider()
 
 

@@ -76,3 +76,34 @@ async def test_ten_rotations_fail_no_poll_and_send_no_expired_token(
     for credential in issued:
         assert credential.access_key_secret not in caplog.text
         assert credential.security_token not in caplog.text
+
+
+async def test_a_failed_renewal_is_retried_in_the_background_and_fails_no_poll(
+    simulator: ApiSimulator, server: CredentialServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    uri = f"{server.url}/credentials"
+    stack = Stack(simulator, SETTINGS, CredentialSpec("credentials_uri", (("uri", uri),)))
+    issued = server.issuer.issued
+    results: list[bool] = []
+    give_up = time.monotonic() + 10 * LIFETIME_SECONDS
+    try:
+        results.append(await stack.poller.poll())
+        # The next renewal meets a failing service once, then it recovers.
+        server.failing, seen = True, len(server.requests)
+        while len(issued) < 2 and time.monotonic() < give_up:
+            if server.failing and len(server.requests) > seen:
+                server.failing = False
+            results.append(await stack.poller.poll())
+            await asyncio.sleep(0.1)
+    finally:
+        await stack.poller.aclose()
+    assert len(issued) == 2, "the renewal was not retried"
+    assert all(results), f"{results.count(False)} of {len(results)} polls failed"
+    assert simulator.state.expired_token_requests == 0
+    failed = [r for r in caplog.records if r.getMessage() == "credential renewal failed; retrying"]
+    assert len(failed) == 1
+    assert failed[0].error.startswith(
+        "no credentials from credentials_uri: error refreshing credentials from"
+    )
+    assert server.failure_marker not in caplog.text

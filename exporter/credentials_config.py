@@ -29,6 +29,7 @@ SAFE_KEY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 # Per type: required settings, optional settings. A `*_secret`/`*_token` setting may be
 # given as `<name>_file` instead (a Kubernetes Secret mounted as a file).
 SECRET_SETTINGS = frozenset({"access_key_secret", "security_token"})
+HEADER_SETTINGS = SECRET_SETTINGS | {"access_key_id"}
 SOURCE_SETTINGS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "access_key": (frozenset({"access_key_id", "access_key_secret"}), frozenset()),
     "sts": (frozenset({"access_key_id", "access_key_secret", "security_token"}), frozenset()),
@@ -75,10 +76,15 @@ class CredentialSpec:
         return f"{self.type} {detail}" if detail else self.type
 
 
-def _ascii_text(key: str, value: object) -> str:
+def _text(key: str, value: object) -> str:
     text = value.strip() if isinstance(value, str) else ""
     if not text:
         raise ConfigError(key, "a non-empty string", show_value=False)
+    return text
+
+
+def _ascii_text(key: str, value: object) -> str:
+    text = _text(key, value)
     if not text.isascii() or not text.isprintable():
         # Sent in HTTP headers, which carry ASCII only: refuse it here, not at the first poll.
         raise ConfigError(key, "printable ASCII characters only", show_value=False)
@@ -117,7 +123,9 @@ def _setting(key: str, name: str, block: dict, required: bool) -> Setting | None
         if not isinstance(value, bool):
             raise ConfigError(f"{key}.{name}", "true or false", show_value=False)
         return value
-    text = _ascii_text(f"{key}.{name}", value)
+    # Keys and tokens travel in HTTP headers; paths, names and policies need not be ASCII.
+    check = _ascii_text if name in HEADER_SETTINGS else _text
+    text = check(f"{key}.{name}", value)
     if name in ("uri", "sts_endpoint") and not _is_endpoint(name, text):
         expected = "an http(s) URL" if name == "uri" else "a host name or an http(s) URL"
         raise ConfigError(f"{key}.{name}", expected, show_value=False)

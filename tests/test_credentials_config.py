@@ -258,3 +258,9 @@ def test_check_config_accepts_every_source_without_contacting_any(tmp_path: Path
         "configuration OK: 5 target(s)\n",
         "",
     )
+
+
+def test_only_what_travels_in_headers_must_be_ascii() -> None:
+    assert credentials_of(
+        "{type: profile, name: 'équipe', file: '/home/jörg/.aliyun/config.json'}"
+    ) == CredentialSpec("profile", (("file", "/home/jörg/.aliyun/config.json"), ("name", "équipe")))

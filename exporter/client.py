@@ -20,6 +20,7 @@ import httpx
 
 from exporter.config import PollSettings, Target
 from exporter.connect_errors import describe_transport_error
+from exporter.credentials import CredentialsError, credential_provider
 from exporter.errors import ApiError
 from exporter.jobs import parse_job
 from exporter.ratelimit import AdaptiveRate, RateLimiter
@@ -159,6 +160,7 @@ class RunningJobsClient:
         self._target = target
         self._settings = settings
         self._on_request = on_request
+        self._credentials = credential_provider(target.credentials, min_validity=settings.timeout)
         self._host = _host_header(target.endpoint)
         self._url = target.endpoint + PATH
         self._filters: dict[str, str] = {}
@@ -182,6 +184,7 @@ class RunningJobsClient:
         )
 
     async def aclose(self) -> None:
+        await self._credentials.aclose()
         await self._http.aclose()
 
     async def fetch_page(self, piece: TimeSlice, page_number: int) -> Page:
@@ -193,8 +196,12 @@ class RunningJobsClient:
             "pageSize": str(PAGE_SIZE),
             **self._filters,
         }
+        try:
+            credentials = await self._credentials.get()
+        except CredentialsError as error:
+            raise ApiError("credentials", str(error)) from None
         headers = sign_request(
-            self._target.credentials,
+            credentials,
             "GET",
             self._host,
             PATH,

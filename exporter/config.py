@@ -10,16 +10,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import yaml
 
 from exporter.signing import Credentials
 
-ENV_ACCESS_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
-ENV_ACCESS_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
-ENV_SECURITY_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"
+if TYPE_CHECKING:
+    from exporter.credentials_config import CredentialSpec
 
 # Labels the exporter sets itself; a target's constant labels may not reuse them.
 RESERVED_LABELS = frozenset(
@@ -53,7 +52,8 @@ class Target:
 
     region: str
     endpoint: str
-    credentials: Credentials
+    # Static keys, or the source to resolve them from (see exporter.credentials).
+    credentials: Credentials | CredentialSpec
     quotas: tuple[str, ...] = ()
     owners: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
@@ -203,26 +203,13 @@ def constant_labels(key: str, value: object) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(labels))
 
 
-def credentials_from(key: str, value: object, environ: Mapping[str, str]) -> Credentials:
-    if value is not None:
-        block = check_keys(key, value, {"access_key_id", "access_key_secret", "security_token"})
-        key_id = block.get("access_key_id")
-        secret = block.get("access_key_secret")
-        token = block.get("security_token")
-        key_id = non_empty_string(f"{key}.access_key_id", key_id, secret=True)
-        secret = non_empty_string(f"{key}.access_key_secret", secret, secret=True)
-        if token is not None:
-            token = non_empty_string(f"{key}.security_token", token, secret=True)
-        return Credentials(key_id, secret, token)
-    key_id = environ.get(ENV_ACCESS_KEY_ID, "")
-    secret = environ.get(ENV_ACCESS_KEY_SECRET, "")
-    if not key_id or not secret:
-        raise ConfigError(
-            key,
-            f"an AccessKey: set {ENV_ACCESS_KEY_ID} and {ENV_ACCESS_KEY_SECRET} "
-            f"in the environment, or {key}.access_key_id and .access_key_secret",
-        )
-    return Credentials(key_id, secret, environ.get(ENV_SECURITY_TOKEN) or None)
+def credentials_from(
+    key: str, value: object, environ: Mapping[str, str]
+) -> Credentials | CredentialSpec:
+    # Imported here: credentials_config builds on this module's ConfigError and helpers.
+    from exporter.credentials_config import parse_credentials
+
+    return parse_credentials(key, value, environ)
 
 
 def endpoint_for(key: str, value: object, region: str) -> str:

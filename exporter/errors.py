@@ -14,6 +14,7 @@ REASONS = (
     "inconsistent",
     "too_many_jobs",
     "deadline",
+    "credentials",
     "internal",
 )
 

@@ -55,6 +55,9 @@ class Faults:
 class SimulatorState:
     jobs: JobSource
     credentials: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    # STS credentials' expiry (Unix seconds) by AccessKeyId; see exporter/sts_simulator.py.
+    expirations: dict[str, float] = field(default_factory=dict)
+    expired_token_requests: int = 0
     faults: Faults = Faults()
     clock: Callable[[], float] = time.time
     requests: int = 0
@@ -234,6 +237,10 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             return 400, "IncompleteSignature", "A required header is not signed."
         if token is not None and headers["x-acs-security-token"] != token:
             return 400, "InvalidSecurityToken.Mismatch", "The security token does not match."
+        if state.clock() >= state.expirations.get(key_id, float("inf")):
+            with state.lock:
+                state.expired_token_requests += 1
+            return 400, "InvalidSecurityToken.Expired", "The security token has expired."
         if headers["x-acs-content-sha256"] != hashlib.sha256(b"").hexdigest():
             return 400, "SignatureDoesNotMatch", "The payload hash does not match."
         try:

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from exporter.config import ConfigError, PollSettings, load_config, parse_config, parse_duration
+from exporter.credentials_config import CredentialSpec
 from exporter.signing import Credentials
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -219,14 +220,9 @@ def test_each_mistake_is_one_line_naming_the_key(text: str, message: str) -> Non
     assert "\n" not in str(caught.value)
 
 
-def test_missing_credentials_name_the_environment_variables() -> None:
-    with pytest.raises(ConfigError) as caught:
-        parse("targets: [{region: cn-beijing}]", {})
-    assert str(caught.value) == (
-        "targets[0].credentials: expected an AccessKey: set ALIBABA_CLOUD_ACCESS_KEY_ID and"
-        " ALIBABA_CLOUD_ACCESS_KEY_SECRET in the environment, or"
-        " targets[0].credentials.access_key_id and .access_key_secret"
-    )
+def test_no_key_anywhere_leaves_the_target_to_the_default_chain() -> None:
+    config = parse("targets: [{region: cn-beijing}]", {})
+    assert config.targets[0].credentials == CredentialSpec("default")
 
 
 def test_a_bad_secret_is_never_echoed() -> None:

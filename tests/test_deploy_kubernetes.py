@@ -29,17 +29,19 @@ PROMETHEUS_RULE = BASE / "prometheusrule.yaml"
 
 # The oldest and the newest Kubernetes minor the base is validated against.
 KUBERNETES_VERSIONS = ("1.28.0", "1.37.0")
-CORE_KINDS = {"ConfigMap", "Deployment", "Service"}
+CORE_KINDS = {"ConfigMap", "Deployment", "Service", "ServiceAccount"}
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 NAME = "maxcompute-exporter"
 PORT_NAME = "http-metrics"
 PORT = 10181
 CREDENTIALS_SECRET = "maxcompute-exporter-credentials"
+# All optional: without the Secret, the credential chain goes on to RRSA (the default path).
 CREDENTIAL_ENV = {
-    "ALIBABA_CLOUD_ACCESS_KEY_ID": False,
-    "ALIBABA_CLOUD_ACCESS_KEY_SECRET": False,
-    "ALIBABA_CLOUD_SECURITY_TOKEN": True,  # optional
+    "ALIBABA_CLOUD_ACCESS_KEY_ID": True,
+    "ALIBABA_CLOUD_ACCESS_KEY_SECRET": True,
+    "ALIBABA_CLOUD_SECURITY_TOKEN": True,
 }
+RRSA_ROLE_ANNOTATION = "pod-identity.alibabacloud.com/role-name"
 
 PROMETHEUS_RULE_HEADER = """\
 # GENERATED from deploy/prometheus/rules.yml: do not edit by hand. After changing
@@ -202,6 +204,19 @@ def test_credentials_come_from_the_secret(docs):
         assert ref["key"] == name
         assert ref.get("optional", False) is optional, name
     assert not any(doc["kind"] == "Secret" for doc in docs), "the base must not ship a Secret"
+
+
+def test_rrsa_is_the_default_identity(docs):
+    """ACK's pod identity webhook reads the ServiceAccount's role annotation."""
+    account = only(docs, "ServiceAccount")
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    assert account["metadata"]["annotations"][RRSA_ROLE_ANNOTATION] == NAME
+    assert account["automountServiceAccountToken"] is False
+    (container,) = pod["containers"]
+    env = {item["name"]: item for item in container["env"]}
+    # The node's ECS role is never borrowed: the chain's ECS step is off.
+    assert env["ALIBABA_CLOUD_ECS_METADATA_DISABLED"]["value"] == "true"
 
 
 def test_config_map_is_mounted_and_parses(docs):

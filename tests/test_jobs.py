@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.aggregation import aggregate
-from exporter.client import ApiError, parse_page
+from exporter.client import parse_page
+from exporter.errors import ApiError
 from exporter.jobs import parse_job
 from tests.conftest import NOW, job_record
 

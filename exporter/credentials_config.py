@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from exporter.config import ConfigError, parse_duration
+from exporter.config import ConfigError, non_empty_string, parse_duration
 from exporter.signing import Credentials
 
 ENV_ACCESS_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
@@ -77,10 +77,8 @@ class CredentialSpec:
 
 
 def _text(key: str, value: object) -> str:
-    text = value.strip() if isinstance(value, str) else ""
-    if not text:
-        raise ConfigError(key, "a non-empty string", show_value=False)
-    return text
+    # Everything under credentials: is treated as secret: never shown, numbers told to quote.
+    return non_empty_string(key, value, secret=True).strip()
 
 
 def _ascii_text(key: str, value: object) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from exporter.config import Config, PollSettings, Target, format_duration
+from exporter.credentials_config import CredentialSpec
 from exporter.signing import Credentials
 
 # Prometheus shows its own secrets as "<secret>" in /api/v1/status/config; so do we.
@@ -18,8 +19,36 @@ MASK = "<secret>"
 KEY_ID_SHOWN = 4  # "LTAI": enough to tell an AccessKey from an STS key, not to use one
 
 
-def masked_credentials(credentials: Credentials) -> dict[str, str]:
-    """The credential fields with the secret and token masked, the key id shortened."""
+# Settings of a credential source that are shown as they are; every other one is masked.
+PLAIN_SETTINGS = frozenset(
+    {
+        "role_arn",
+        "role_session_name",
+        "duration",
+        "sts_endpoint",
+        "oidc_provider_arn",
+        "oidc_token_file",
+        "role_name",
+        "disable_imds_v1",
+        "uri",
+        "name",
+        "file",
+    }
+)
+
+
+def masked_credentials(credentials: Credentials | CredentialSpec) -> dict[str, Any] | None:
+    """The credential block with secrets masked and the key id shortened; None for the chain."""
+    if isinstance(credentials, CredentialSpec):
+        if credentials.type == "default":
+            return None
+        shown: dict[str, Any] = {"type": credentials.type}
+        for name, value in credentials.settings:
+            if name == "access_key_id":
+                shown[name] = str(value)[:KEY_ID_SHOWN] + "****"
+            else:
+                shown[name] = value if name in PLAIN_SETTINGS else MASK
+        return shown
     shown = {
         "access_key_id": credentials.access_key_id[:KEY_ID_SHOWN] + "****",
         "access_key_secret": MASK,
@@ -31,14 +60,17 @@ def masked_credentials(credentials: Credentials) -> dict[str, str]:
 
 def target_settings(target: Target) -> dict[str, Any]:
     """One target as the configuration would spell it; empty lists mean all."""
-    return {
+    settings = {
         "region": target.region,
         "endpoint": target.endpoint,
         "quotas": list(target.quotas),
         "owners": list(target.owners),
         "labels": dict(target.labels),
-        "credentials": masked_credentials(target.credentials),
     }
+    credentials = masked_credentials(target.credentials)
+    if credentials is not None:  # absent: the default credential chain
+        settings["credentials"] = credentials
+    return settings
 
 
 def poll_settings(poll: PollSettings) -> dict[str, Any]:

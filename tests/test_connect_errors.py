@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from exporter.connect_errors import describe_transport_error
-from tests.test_webconfig import certificate  # noqa: F401 (a fixture: a self-signed loopback cert)
 
 UNRESOLVABLE = "maxcompute.cn-hangzou.invalid"  # RFC 6761: .invalid never resolves
 
@@ -60,7 +59,7 @@ def plain_http_port() -> Iterator[int]:
 
 
 @pytest.fixture
-def self_signed_port(certificate: tuple[Path, Path]) -> Iterator[int]:  # noqa: F811
+def self_signed_port(certificate: tuple[Path, Path]) -> Iterator[int]:
     """A TLS port whose certificate no public CA signed; it completes no handshake it fails."""
     cert, key = certificate
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

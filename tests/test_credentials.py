@@ -29,7 +29,9 @@ from exporter.credentials import (
 from exporter.credentials_config import CredentialSpec
 from exporter.signing import Credentials
 from exporter.simulator import ApiSimulator
+from exporter.slices import TimeSlice
 from exporter.sts_simulator import CredentialServer, StsIssuer
+from exporter.window_read import WindowReader
 from tests.conftest import job_record, make_target
 
 ROLE = "acs:ram::1000000000000000:role/maxcompute-exporter"
@@ -193,12 +195,13 @@ async def poll_with(simulator: ApiSimulator, spec: CredentialSpec) -> int:
     """Read the simulator's jobs with ``spec``'s credentials; the number of jobs seen."""
     settings = PollSettings(timeout=5.0, retries=0, rate_limit=1000.0)
     client = RunningJobsClient(make_target(simulator.url, credentials=spec), settings)
-    jobs: list = []
+    window = TimeSlice(0, 2_000_000_000)
+    reader = WindowReader(client.fetch_page_with_retries, concurrency=4, request_cap=1000)
     try:
-        await client.fetch_all(0, 2_000_000_000, jobs.append)
+        read = await reader.read(window, [window])
     finally:
         await client.aclose()
-    return len(jobs)
+    return len(list(read.jobs()))
 
 
 def issued_keys(server: CredentialServer) -> list[str]:

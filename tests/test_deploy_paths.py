@@ -116,7 +116,11 @@ def test_kubernetes_names_in_deploy_readme_match_the_manifests() -> None:
     service = load(KUBERNETES / "service.yaml")
     secret = re.search(r"create secret generic ([\w-]+)", readme).group(1)
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    referenced = {item["valueFrom"]["secretKeyRef"]["name"] for item in container["env"]}
+    referenced = {
+        item["valueFrom"]["secretKeyRef"]["name"]
+        for item in container["env"]
+        if "secretKeyRef" in item.get("valueFrom", {})
+    }
     assert referenced == {secret}
     namespace = kustomization["namespace"]
     assert f"kubectl create namespace {namespace}" in readme

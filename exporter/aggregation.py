@@ -25,7 +25,7 @@ class GroupAggregate:
     running_jobs: int
     cu_ratio: float
     memory_ratio: float
-    progress_ratio: float
+    progress_sum: float
     oldest_start_seconds: int
     max_queue_seconds: int
     zero_progress_jobs: int
@@ -78,7 +78,7 @@ class _Group:
             running_jobs=self.count,
             cu_ratio=self.cu,
             memory_ratio=self.memory,
-            progress_ratio=self.progress_sum / self.count,
+            progress_sum=self.progress_sum,
             oldest_start_seconds=self.oldest_start,
             max_queue_seconds=self.max_queue,
             zero_progress_jobs=self.zero_count,

@@ -32,7 +32,7 @@ REQUIRED_CONTENT = {
     "queue time": "maxcompute_running_jobs_max_queue_seconds",
     "run time": "time() - min by (region, quota, project) "
     "(maxcompute_running_jobs_oldest_start_timestamp_seconds",
-    "progress": "maxcompute_running_jobs_progress_ratio",
+    "progress": "maxcompute_running_jobs_progress_sum_ratio",
     "zero-progress jobs": "maxcompute_running_jobs_zero_progress{",
     "zero-progress age": "maxcompute_running_jobs_zero_progress_oldest_start_timestamp_seconds",
     "top quotas": "topk(10, maxcompute:quota_cu_saturation:ratio",

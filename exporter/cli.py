@@ -107,10 +107,14 @@ class Exporter:
             config.constant_label_names,
             config.poll.interval,
             max_staleness=config.poll.effective_max_staleness,
+            top_jobs=config.metrics.top_jobs,
         )
         self.renderer = MetricsRenderer(self.store, self.metrics)
         self.pollers = [
-            TargetPoller(target, config.poll, self.store, self.metrics) for target in config.targets
+            TargetPoller(
+                target, config.poll, self.store, self.metrics, top_jobs=config.metrics.top_jobs
+            )
+            for target in config.targets
         ]
 
     async def aclose(self) -> None:

@@ -38,6 +38,7 @@ from exporter import __version__
 from exporter.aggregation import GroupAggregate
 from exporter.client import REASONS
 from exporter.config import Target
+from exporter.job_view import TopJobsCollector
 from exporter.snapshot import SnapshotStore, is_stale
 
 # `_created` series double the self-metrics and no dashboard here reads them.
@@ -226,6 +227,7 @@ class ExporterMetrics:
         max_staleness: float = math.inf,
         clock: Callable[[], float] = time.time,
         process_metrics: bool = True,
+        top_jobs: int = 0,
     ) -> None:
         self.label_names = label_names
         self.max_staleness = max_staleness
@@ -234,6 +236,10 @@ class ExporterMetrics:
         self.job_registry.register(
             JobMetricsCollector(store, label_names, interval, max_staleness, clock)
         )
+        if top_jobs > 0:  # off by default: its series grow with the number of targets
+            self.job_registry.register(
+                TopJobsCollector(store, label_names, top_jobs, max_staleness, clock)
+            )
         self.self_registry = CollectorRegistry(auto_describe=True)
         self.self_registry.register(
             TargetStatusCollector(store, label_names, interval, max_staleness)

@@ -42,8 +42,10 @@ class TargetPoller:
         metrics: ExporterMetrics,
         *,
         clock: Callable[[], float] = time.time,
+        top_jobs: int = 0,
     ) -> None:
         self.target = target
+        self._top_jobs = top_jobs
         self._settings = settings
         self._store = store
         self._clock = clock
@@ -67,7 +69,7 @@ class TargetPoller:
         """Read the window; if its pages disagree, read it once more from scratch."""
         for attempt in range(CONSISTENT_READ_ATTEMPTS):
             window_start, window_end = poll_window(self._clock(), self._settings.window)
-            aggregator = JobAggregator()
+            aggregator = JobAggregator(top_jobs=self._top_jobs)
             try:
                 fetched = await self._client.fetch_all(window_start, window_end, aggregator.add)
             except ApiError as error:
@@ -127,7 +129,8 @@ class TargetPoller:
         self._out_of_range.inc(result.progress_out_of_range)
         completed = self._clock()
         self._store.publish_success(
-            self.target, Snapshot(result.groups, result.jobs, completed_at=completed)
+            self.target,
+            Snapshot(result.groups, result.jobs, completed_at=completed, top_jobs=result.top_jobs),
         )
         self._duration.observe(time.monotonic() - started)
         if self._last_error is not None:

@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from exporter.aggregation import GroupAggregate, GroupKey
 from exporter.config import Target
+from exporter.jobs import RunningJob
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,8 @@ class Snapshot:
     groups: Mapping[GroupKey, GroupAggregate]
     jobs: int
     completed_at: float
+    # The per-job view's jobs (empty when it is off), see ``exporter.top_jobs``.
+    top_jobs: tuple[RunningJob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,10 @@ CONTRACT_METRICS = {
     "maxcompute_running_jobs_max_queue_seconds",
     "maxcompute_running_jobs_zero_progress",
     "maxcompute_running_jobs_zero_progress_oldest_start_timestamp_seconds",
+    # The per-job view (metrics.top_jobs > 0).
+    "maxcompute_running_job_cu_ratio",
+    "maxcompute_running_job_progress_ratio",
+    "maxcompute_running_job_start_timestamp_seconds",
     "maxcompute_up",
     "maxcompute_exporter_last_success_timestamp_seconds",
     "maxcompute_exporter_poll_interval_seconds",

@@ -8,22 +8,26 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from typing import NoReturn
 
 from exporter import __version__
 from exporter.collector import ExporterMetrics, MetricsRenderer
-from exporter.config import Config, ConfigError, PollSettings, Target, load_config
+from exporter.config import (
+    Config,
+    ConfigError,
+    MetricsSettings,
+    PollSettings,
+    Target,
+    load_config,
+)
+from exporter.demo_workload import DemoFaults, phased_workload
 from exporter.logs import LEVELS, setup_logging
 from exporter.poller import TargetPoller
 from exporter.scheduling import PollScheduler
 from exporter.signing import Credentials
-from exporter.simulator import (
-    DEMO_ACCESS_KEY_ID,
-    DEMO_ACCESS_KEY_SECRET,
-    ApiSimulator,
-    demo_workload,
-)
+from exporter.simulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, ApiSimulator
 from exporter.snapshot import SnapshotStore
 from exporter.web import ExporterHTTPServer, parse_listen_address
 from exporter.webconfig import WebConfig, load_web_config
@@ -92,7 +96,12 @@ def demo_config(endpoint: str) -> Config:
         endpoint=endpoint,
         credentials=Credentials(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET),
     )
-    return Config(targets=(target,), poll=PollSettings(interval=15.0, window=86400.0))
+    # The per-job view is on so that the demo's alerts and dashboard name the jobs.
+    return Config(
+        targets=(target,),
+        poll=PollSettings(interval=15.0, window=86400.0),
+        metrics=MetricsSettings(top_jobs=5),
+    )
 
 
 class Exporter:
@@ -178,10 +187,14 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             fail(EXIT_USAGE, f"web config error: {error}")
 
     simulator = None
+    demo_faults = None
     if args.demo:
         if args.config:
             fail(EXIT_USAGE, "--demo: runs its own simulator and configuration; drop --config")
-        simulator = ApiSimulator(demo_workload()).start()
+        # The demo's phases (a saturating quota, problem jobs, API faults) count from now.
+        started = time.time()
+        simulator = ApiSimulator(phased_workload(started)).start()
+        demo_faults = DemoFaults(simulator, started).start()
         config = demo_config(simulator.url)
         log.info("demo mode: polling the bundled simulator", extra={"endpoint": simulator.url})
     elif not args.config:
@@ -221,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         },
     )
     code = asyncio.run(serve(config, server, exporter))
+    if demo_faults is not None:
+        demo_faults.stop()
     if simulator is not None:
         with contextlib.suppress(Exception):
             simulator.stop()

@@ -12,10 +12,6 @@ CONTRACT_METRICS = {
     "maxcompute_running_jobs_max_queue_seconds",
     "maxcompute_running_jobs_zero_progress",
     "maxcompute_running_jobs_zero_progress_oldest_start_timestamp_seconds",
-    # The per-job view (metrics.top_jobs > 0).
-    "maxcompute_running_job_cu_ratio",
-    "maxcompute_running_job_progress_ratio",
-    "maxcompute_running_job_start_timestamp_seconds",
     "maxcompute_up",
     "maxcompute_exporter_last_success_timestamp_seconds",
     "maxcompute_exporter_poll_interval_seconds",
@@ -26,6 +22,14 @@ CONTRACT_METRICS = {
     "maxcompute_exporter_poll_errors_total",
     "maxcompute_exporter_build_info",
 } | {f"maxcompute_exporter_poll_duration_seconds_{s}" for s in ("bucket", "sum", "count")}
+
+# The per-job view: served only with metrics.top_jobs above 0.
+PER_JOB_METRICS = {
+    "maxcompute_running_job_cu_ratio",
+    "maxcompute_running_job_progress_ratio",
+    "maxcompute_running_job_start_timestamp_seconds",
+}
+CONTRACT_METRICS |= PER_JOB_METRICS
 
 # A metric or recording-rule name inside a PromQL expression.
 METRIC_NAME = re.compile(r"\b(maxcompute[_:][a-zA-Z0-9_:]*)")

@@ -31,7 +31,7 @@ import httpx
 import pytest
 import yaml
 
-from exporter.simulator import DEMO_PROJECTS
+from exporter.demo_workload import DEMO_PROJECTS
 from tests.exporter_process import ExporterProcess, free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
 DASHBOARD = ROOT / "grafana" / "dashboards" / "maxcompute.json"
 JOB = "maxcompute-exporter"  # the rules select job="maxcompute-exporter"
 
-# What the demo workload serves (exporter/simulator.py, demo_workload and cli.demo_config).
+# What the demo workload serves (exporter/demo_workload.py and cli.demo_config).
 DEMO_VALUES = {
     "region": {"cn-hangzhou"},
     "quota": {"etl_quota", "adhoc_quota", "ml_quota"},
@@ -132,7 +132,13 @@ TARGETS = panel_targets(DASHBOARD_JSON)
 class Prometheus:
     """A real ``prometheus`` server on a free loopback port, scraping one exporter."""
 
-    def __init__(self, workdir: Path, exporter_address: str) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        exporter_address: str,
+        rules: Path = RULES,
+        alertmanager_address: str | None = None,
+    ) -> None:
         binary = shutil.which("prometheus")
         if not binary:
             pytest.fail(
@@ -147,7 +153,7 @@ class Prometheus:
                 "scrape_timeout": "1s",
                 "evaluation_interval": "1s",
             },
-            "rule_files": [str(RULES)],
+            "rule_files": [str(rules)],
             "scrape_configs": [
                 {
                     "job_name": JOB,
@@ -156,6 +162,10 @@ class Prometheus:
                 }
             ],
         }
+        if alertmanager_address:
+            config["alerting"] = {
+                "alertmanagers": [{"static_configs": [{"targets": [alertmanager_address]}]}]
+            }
         self.config_file = workdir / "prometheus.yml"
         self.config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
         self.log_file = workdir / "prometheus.log"

@@ -1,17 +1,17 @@
 """What ``--demo`` serves: a workload that moves through phases so that every alert can be seen.
 
-The phases repeat every ``CYCLE_SECONDS`` (13 minutes), counted from the exporter's start:
+The phases repeat every ``CYCLE_SECONDS`` (13.5 minutes), counted from the exporter's start:
 
 ====================  ==========  ==============================================================
 phase                 seconds     what the simulator serves
 ====================  ==========  ==============================================================
-calm                  0-60        each quota at its baseline, wobbling ±0.05 from poll to poll
-saturation ramp       60-360      ``etl_quota`` rises from 0.55 to 0.94 of its CUs ...
-saturated             360-540     ... and stays there (the leading alert pages below 1.0)
-problem jobs          30-540      a job stuck at progress 0 for over an hour, one that queued
+calm                  0-30        each quota at its baseline, wobbling ±0.05 from poll to poll
+saturation ramp       30-300      ``etl_quota`` rises from 0.55 to 0.94 of its CUs ...
+saturated             300-600     ... and stays there (the leading alert pages below 1.0)
+problem jobs          30-600      a job stuck at progress 0 for over an hour, one that queued
                                   32 minutes, one running for over 6 hours
-API fault burst       480-540     half of the requests throttled (retries absorb most)
-outage                540-780     every request answers 503: polls fail, data goes stale
+API fault burst       540-600     half of the requests throttled (retries absorb most)
+outage                600-810     every request answers 503: polls fail, data goes stale
 ====================  ==========  ==============================================================
 
 then back to calm. Jobs are a pure function of the time (``now``) and the start, so any two
@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from exporter.simulator import ApiSimulator, Faults, JobSource
 
-CYCLE_SECONDS = 780
+CYCLE_SECONDS = 810
 DEMO_QUOTAS = ("etl_quota", "adhoc_quota", "ml_quota")
 DEMO_PROJECTS = ("sales_dw", "ads_report", "user_profile", "risk_model", "ops_audit")
 DEMO_OWNERS = ("ALIYUN$ops@example.com", "RAM$etl:robot", "RAM$analyst:alice")
@@ -34,12 +34,12 @@ BASELINE = {"etl_quota": 0.55, "adhoc_quota": 0.45, "ml_quota": 0.65}
 WOBBLE = 0.05
 WOBBLE_PERIOD = 15  # the demo's poll interval: the wobble changes from poll to poll
 SATURATING_QUOTA = "etl_quota"
-RAMP = (60, 360)  # seconds into the cycle
+RAMP = (30, 300)  # seconds into the cycle
 PEAK = 0.94  # with the wobble at most 0.99: the page must come while the quota is below 1
-SATURATED_UNTIL = 540
-PROBLEM_JOBS = (30, 540)
-FAULT_BURST = (480, 540)
-OUTAGE = (540, 780)
+SATURATED_UNTIL = 600
+PROBLEM_JOBS = (30, 600)
+FAULT_BURST = (540, 600)
+OUTAGE = (600, 810)
 
 
 def elapsed_in_cycle(now: float, start: float) -> float:
@@ -115,7 +115,7 @@ def background_jobs(now: int, start: int, jobs_per_quota: int) -> list[dict]:
 
 
 def problem_jobs(now: int, start: int) -> list[dict]:
-    """The jobs the job alerts are about, present from 30 s to 9 minutes into each cycle."""
+    """The jobs the job alerts are about, present from 30 s to 10 minutes into each cycle."""
     elapsed = elapsed_in_cycle(now, start)
     if not PROBLEM_JOBS[0] <= elapsed < PROBLEM_JOBS[1]:
         return []
@@ -124,11 +124,11 @@ def problem_jobs(now: int, start: int) -> list[dict]:
     queued_start = cycle_start + PROBLEM_JOBS[0]  # after 32 minutes in the queue
     long_start = cycle_start - 6 * 3600 - 600  # running for over 6 hours
     return [
-        _record(f"{_day(stuck_start)}stuck{cycle_start}", "ml_quota", 1, 0.02,
+        _record(f"{_day(stuck_start)}stuck{cycle_start}", "ml_quota", 1, 0.005,
                 stuck_start - 60, stuck_start, 0.0),
-        _record(f"{_day(queued_start)}queued{cycle_start}", "adhoc_quota", 2, 0.02,
+        _record(f"{_day(queued_start)}queued{cycle_start}", "adhoc_quota", 2, 0.005,
                 queued_start - 1920, queued_start, (now - queued_start) / 3600),
-        _record(f"{_day(long_start)}long{cycle_start}", "ml_quota", 3, 0.02,
+        _record(f"{_day(long_start)}long{cycle_start}", "ml_quota", 3, 0.005,
                 long_start - 30, long_start, 0.42),
     ]  # fmt: skip
 

@@ -55,7 +55,7 @@ def test_same_moment_same_jobs_sorted_by_submission() -> None:
 
 def test_phases_of_the_saturating_quota() -> None:
     assert quota_level("etl_quota", 0) == 0.55
-    assert quota_level("etl_quota", 210) == 0.745
+    assert quota_level("etl_quota", 165) == 0.745
     assert quota_level("etl_quota", 400) == 0.94
     assert quota_level("etl_quota", 600) == 0.55
     assert quota_level("ml_quota", 400) == 0.65
@@ -82,7 +82,7 @@ def test_problem_jobs_and_faults_by_phase() -> None:
     assert START + 60 - long["runningAtTime"] > 6 * 3600
     assert named(START + 600, "stuck") == []
     assert faults_at(100) == Faults()
-    assert faults_at(500) == Faults(throttle=0.5)
+    assert faults_at(560) == Faults(throttle=0.5)
     assert faults_at(600) == Faults(server_error=1.0)
     assert faults_at(CYCLE_SECONDS + 10) == Faults()
 

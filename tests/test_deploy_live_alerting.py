@@ -20,7 +20,7 @@ from exporter.demo_workload import phased_workload
 from exporter.simulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, ApiSimulator
 from tests.alertmanager_process import Alertmanager
 from tests.exporter_process import ExporterProcess
-from tests.test_deploy_live_prometheus import RULES, Prometheus, result_of
+from tests.test_deploy_live_prometheus import RULES, Prometheus, result_of, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 ALERTMANAGER_CONFIG = ROOT / "deploy" / "compose" / "alertmanager.yml"
@@ -68,6 +68,14 @@ def stack(tmp_path: Path) -> Iterator[tuple[Prometheus, Alertmanager]]:
             f"127.0.0.1:{exporter.port}",
             rules=rules_with_short_for(tmp_path / "rules.yml"),
             alertmanager_address=f"127.0.0.1:{alertmanager.port}",
+        )
+        server = prometheus
+        wait_for(
+            "Prometheus /-/ready",
+            lambda: server.client.get("/-/ready").status_code == 200,
+            30,
+            server.check_running,
+            server.log_tail,
         )
         yield prometheus, alertmanager
     finally:

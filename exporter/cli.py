@@ -29,6 +29,7 @@ from exporter.scheduling import PollScheduler
 from exporter.signing import Credentials
 from exporter.simulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, ApiSimulator
 from exporter.snapshot import SnapshotStore
+from exporter.status_page import StatusPage
 from exporter.web import ExporterHTTPServer, parse_listen_address
 from exporter.webconfig import WebConfig, load_web_config
 
@@ -218,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             lambda: exporter.store.ready,
             args.telemetry_path,
             web_config,
+            StatusPage(exporter.store, config.poll.interval, args.telemetry_path),
         )
     except OSError as error:
         fail(1, f"--web.listen-address: cannot listen on {args.listen_address}: {error.strerror}")

@@ -12,7 +12,7 @@ from exporter.aggregation import AggregateResult, JobAggregator
 from exporter.client import PAGE_SIZE, REASONS, ApiError, FetchResult, RunningJobsClient
 from exporter.collector import ExporterMetrics, target_label_values
 from exporter.config import PollSettings, Target
-from exporter.snapshot import Snapshot, SnapshotStore
+from exporter.snapshot import PollFailure, Snapshot, SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,9 @@ class TargetPoller:
             )
             self._duration.observe(time.monotonic() - started)
             self._poll_errors[error.reason].inc()
-            self._store.publish_failure(self.target)
+            self._store.publish_failure(
+                self.target, PollFailure(error.reason, str(error), self._clock())
+            )
             # Logged once per change of error, so a long outage does not flood the log.
             signature = (error.reason, error.status, error.error_code)
             level = logging.WARNING if signature != self._last_error else logging.DEBUG

@@ -28,11 +28,24 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class PollFailure:
+    """Why the last failed poll failed, for people (the landing page and ``/ready``)."""
+
+    reason: str
+    message: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class TargetStatus:
     target: Target
     up: bool = False
     last_success: float | None = None
     snapshot: Snapshot | None = None
+    # Kept after a recovery, so the page can say what went wrong last and when.
+    last_failure: PollFailure | None = None
+    # When the last poll, good or failed, was published.
+    last_poll: float | None = None
 
 
 def is_stale(status: TargetStatus, now: float, max_staleness: float) -> bool:
@@ -70,8 +83,25 @@ class SnapshotStore:
             self.generation += 1
 
     def publish_success(self, target: Target, snapshot: Snapshot) -> None:
-        self._swap(target, TargetStatus(target, True, snapshot.completed_at, snapshot))
+        previous = self._statuses[target]
+        self._swap(
+            target,
+            TargetStatus(
+                target,
+                True,
+                snapshot.completed_at,
+                snapshot,
+                last_failure=previous.last_failure,
+                last_poll=snapshot.completed_at,
+            ),
+        )
 
-    def publish_failure(self, target: Target) -> None:
+    def publish_failure(self, target: Target, failure: PollFailure | None = None) -> None:
         """Mark the target down; its last good snapshot stays until a policy drops it."""
-        self._swap(target, replace(self._statuses[target], up=False))
+        status = self._statuses[target]
+        if failure is None:
+            self._swap(target, replace(status, up=False))
+        else:
+            self._swap(
+                target, replace(status, up=False, last_failure=failure, last_poll=failure.at)
+            )

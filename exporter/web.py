@@ -33,6 +33,14 @@ class Exposition(Protocol):
     def render_gzip(self) -> bytes: ...
 
 
+class TargetReport(Protocol):
+    """Per-target state for people (``status_page.StatusPage``)."""
+
+    def html(self) -> bytes: ...
+
+    def not_ready(self) -> str: ...
+
+
 def parse_listen_address(address: str) -> tuple[str, int]:
     """``host:port`` (``:port`` for all interfaces, ``[::1]:port`` for IPv6) as (host, port)."""
     host, sep, port = address.rpartition(":")
@@ -76,6 +84,7 @@ class ExporterHTTPServer(QuietThreadingHTTPServer):
         is_ready: Callable[[], bool],
         telemetry_path: str = "/metrics",
         web_config: WebConfig | None = None,
+        report: TargetReport | None = None,
     ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
@@ -93,6 +102,8 @@ class ExporterHTTPServer(QuietThreadingHTTPServer):
         self.is_ready = is_ready
         self.telemetry_path = telemetry_path
         self.landing = landing_page(telemetry_path)
+        # With a report, / and /ready's 503 say which target fails and why.
+        self.report = report
 
     def finish_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
         if self.tls:
@@ -144,12 +155,17 @@ class ExporterRequestHandler(BaseHTTPRequestHandler):
                 return
             self._send(200, body, EXPOSITION_CONTENT_TYPE, "gzip" if gzipped else None)
         elif path == "/":
-            self._send(200, self.server.landing, "text/html; charset=utf-8")
+            report = self.server.report
+            page = report.html() if report else self.server.landing
+            self._send(200, page, "text/html; charset=utf-8")
         elif path == "/healthz":
             self._send(200, b"ok\n", "text/plain; charset=utf-8")
         elif path == "/ready":
             if self.server.is_ready():
                 self._send(200, b"ready\n", "text/plain; charset=utf-8")
+            elif self.server.report:
+                body = self.server.report.not_ready().encode()
+                self._send(503, body, "text/plain; charset=utf-8")
             else:
                 self._send(503, b"not ready: a target has not had a good poll yet\n", "text/plain")
         else:

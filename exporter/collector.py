@@ -238,7 +238,14 @@ class ExporterMetrics:
         )
         if top_jobs > 0:  # off by default: its series grow with the number of targets
             self.job_registry.register(
-                TopJobsCollector(store, label_names, top_jobs, max_staleness, clock)
+                TopJobsCollector(
+                    store,
+                    label_names,
+                    lambda target: target_label_values(target, label_names),
+                    top_jobs,
+                    max_staleness,
+                    clock,
+                )
             )
         self.self_registry = CollectorRegistry(auto_describe=True)
         self.self_registry.register(

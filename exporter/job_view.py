@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from exporter.config import Target
 from exporter.jobs import RunningJob
 from exporter.snapshot import SnapshotStore, is_stale
 
@@ -62,12 +63,13 @@ class TopJobsCollector(Collector):
         self,
         store: SnapshotStore,
         label_names: tuple[str, ...],
+        label_values: Callable[[Target], list[str]],
         top_jobs: int,
         max_staleness: float = math.inf,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
-        self._label_names = label_names
+        self._label_values = label_values
         self._max_staleness = max_staleness
         self._clock = clock
         self._labels = ["region", *label_names, "quota", "project", "instance_id", "owner"]
@@ -91,11 +93,7 @@ class TopJobsCollector(Collector):
         for status in self._store.statuses():
             if status.snapshot is None or is_stale(status, now, self._max_staleness):
                 continue
-            target_labels = dict(status.target.labels)
-            target_values = [
-                status.target.region,
-                *(target_labels.get(name, "") for name in self._label_names),
-            ]
+            target_values = self._label_values(status.target)
             for job in status.snapshot.top_jobs:
                 labels = [*target_values, job.quota, job.project, job.instance_id, job.owner]
                 for metric, family in zip(TOP_JOB_METRICS, families, strict=True):

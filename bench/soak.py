@@ -47,7 +47,7 @@ FIELDS = {
     "maxcompute_running_jobs": "running_jobs",
     "maxcompute_running_jobs_cu_ratio": "cu_ratio",
     "maxcompute_running_jobs_memory_ratio": "memory_ratio",
-    "maxcompute_running_jobs_progress_ratio": "progress_ratio",
+    "maxcompute_running_jobs_progress_sum_ratio": "progress_sum",
     "maxcompute_running_jobs_oldest_start_timestamp_seconds": "oldest_start_seconds",
     "maxcompute_running_jobs_max_queue_seconds": "max_queue_seconds",
 }

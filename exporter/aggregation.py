@@ -1,7 +1,8 @@
 """Pure arithmetic from running jobs to per-(quota, project) aggregates.
 
 Jobs are folded in one at a time (``JobAggregator``) so a poll never holds every job in memory:
-only one small accumulator per group and the set of instance ids already counted.
+only one small accumulator per group, the set of instance ids already counted and, when the
+per-job view is on, a bounded top N of jobs (``TopJobs``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from exporter.jobs import RunningJob
+from exporter.top_jobs import TopJobs
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -25,7 +27,7 @@ class GroupAggregate:
     running_jobs: int
     cu_ratio: float
     memory_ratio: float
-    progress_ratio: float
+    progress_sum: float
     oldest_start_seconds: int
     max_queue_seconds: int
     zero_progress_jobs: int
@@ -39,6 +41,8 @@ class AggregateResult:
     duplicates: int
     progress_out_of_range: int
     oldest_submission_seconds: int | None
+    # The per-job view: the top N jobs by CU share and by run time (empty when it is off).
+    top_jobs: tuple[RunningJob, ...] = ()
 
 
 def clamp_progress(progress: float) -> tuple[float, bool]:
@@ -78,7 +82,7 @@ class _Group:
             running_jobs=self.count,
             cu_ratio=self.cu,
             memory_ratio=self.memory,
-            progress_ratio=self.progress_sum / self.count,
+            progress_sum=self.progress_sum,
             oldest_start_seconds=self.oldest_start,
             max_queue_seconds=self.max_queue,
             zero_progress_jobs=self.zero_count,
@@ -87,9 +91,13 @@ class _Group:
 
 
 class JobAggregator:
-    """Folds jobs into group accumulators, counting each ``instanceId`` once."""
+    """Folds jobs into group accumulators, counting each ``instanceId`` once.
 
-    def __init__(self) -> None:
+    ``top_jobs`` > 0 also keeps that many leading jobs by CU share and by run time.
+    """
+
+    def __init__(self, *, top_jobs: int = 0) -> None:
+        self._top = TopJobs(top_jobs)
         self._groups: dict[GroupKey, _Group] = {}
         self._seen: set[str] = set()
         self._duplicates = 0
@@ -102,6 +110,7 @@ class JobAggregator:
             self._duplicates += 1
             return
         self._seen.add(job.instance_id)
+        self._top.add(job)
         key = GroupKey(job.quota, job.project)
         group = self._groups.get(key)
         if group is None:
@@ -129,12 +138,13 @@ class JobAggregator:
             duplicates=self._duplicates,
             progress_out_of_range=self._out_of_range,
             oldest_submission_seconds=self._oldest_submission,
+            top_jobs=self._top.jobs(),
         )
 
 
-def aggregate(jobs: Iterable[RunningJob]) -> AggregateResult:
+def aggregate(jobs: Iterable[RunningJob], *, top_jobs: int = 0) -> AggregateResult:
     """Aggregate ``jobs`` by (quota, project); a repeated ``instance_id`` counts once."""
-    aggregator = JobAggregator()
+    aggregator = JobAggregator(top_jobs=top_jobs)
     for job in jobs:
         aggregator.add(job)
     return aggregator.result()

@@ -9,26 +9,31 @@ import difflib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from exporter import __version__
 from exporter.collector import ExporterMetrics, MetricsRenderer
-from exporter.config import Config, ConfigError, PollSettings, Target, load_config
+from exporter.config import (
+    Config,
+    ConfigError,
+    MetricsSettings,
+    PollSettings,
+    Target,
+    load_config,
+)
 from exporter.config_advice import config_warnings
+from exporter.demo_workload import DemoFaults, phased_workload
 from exporter.effective_config import render_effective_settings
 from exporter.httpserver import ServerLimits
 from exporter.logs import LEVELS, setup_logging
 from exporter.poller import TargetPoller
 from exporter.reload import ConfigReloader
 from exporter.signing import Credentials
-from exporter.simulator import (
-    DEMO_ACCESS_KEY_ID,
-    DEMO_ACCESS_KEY_SECRET,
-    ApiSimulator,
-    demo_workload,
-)
+from exporter.simulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, ApiSimulator
 from exporter.snapshot import SnapshotStore
+from exporter.status_page import StatusPage
 from exporter.web import ExporterHTTPServer, parse_listen_address
 from exporter.webconfig import WebConfig, load_web_config
 
@@ -128,7 +133,12 @@ def demo_config(endpoint: str) -> Config:
         endpoint=endpoint,
         credentials=Credentials(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET),
     )
-    return Config(targets=(target,), poll=PollSettings(interval=15.0, window=86400.0))
+    # The per-job view is on so that the demo's alerts and dashboard name the jobs.
+    return Config(
+        targets=(target,),
+        poll=PollSettings(interval=15.0, window=86400.0),
+        metrics=MetricsSettings(top_jobs=5),
+    )
 
 
 class Exporter:
@@ -143,10 +153,14 @@ class Exporter:
             config.constant_label_names,
             config.poll.interval,
             max_staleness=config.poll.effective_max_staleness,
+            top_jobs=config.metrics.top_jobs,
         )
         self.renderer = MetricsRenderer(self.store, self.metrics)
         self.pollers = [
-            TargetPoller(target, config.poll, self.store, self.metrics) for target in config.targets
+            TargetPoller(
+                target, config.poll, self.store, self.metrics, top_jobs=config.metrics.top_jobs
+            )
+            for target in config.targets
         ]
 
     async def aclose(self) -> None:
@@ -198,11 +212,15 @@ async def serve(reloader: ConfigReloader, exporter: Exporter, server: ExporterHT
 
 
 def new_reloader(
-    server: ExporterHTTPServer, load: Callable[[], Config], web_config_file: str | None
+    server: ExporterHTTPServer,
+    load: Callable[[], Config],
+    web_config_file: str | None,
+    telemetry_path: str,
 ) -> ConfigReloader:
     def serve_exporter(exporter: Exporter) -> None:
         server.exposition = exporter.renderer
         server.is_ready = lambda: exporter.store.ready
+        server.report = StatusPage(exporter.store, exporter.config.poll.interval, telemetry_path)
 
     def load_web() -> WebConfig:
         try:
@@ -221,20 +239,25 @@ def new_reloader(
     )
 
 
-def config_source(args: argparse.Namespace) -> tuple[Callable[[], Config], ApiSimulator | None]:
-    """What reads the configuration, at start and at each reload; the demo's simulator if any."""
+def config_source(
+    args: argparse.Namespace,
+) -> tuple[Callable[[], Config], ApiSimulator | None, DemoFaults | None]:
+    """What reads the configuration, at start and at each reload; the demo's parts if any."""
     if args.demo:
         if args.config:
             fail(EXIT_USAGE, "--demo: runs its own simulator and configuration; drop --config")
-        simulator = ApiSimulator(demo_workload()).start()
+        # The demo's phases (a saturating quota, problem jobs, API faults) count from now.
+        started = time.time()
+        simulator = ApiSimulator(phased_workload(started)).start()
+        demo_faults = DemoFaults(simulator, started).start()
         url = simulator.url
         log.info("demo mode: polling the bundled simulator", extra={"endpoint": url})
         # A reload in demo mode reads the same demo configuration: nothing changes.
-        return (lambda: demo_config(url)), simulator
+        return (lambda: demo_config(url)), simulator, demo_faults
     if not args.config:
         fail(EXIT_USAGE, "--config: expected a YAML file (or --demo to try the exporter)")
     path = args.config
-    return (lambda: load_config(path)), None
+    return (lambda: load_config(path)), None, None
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -262,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         except ConfigError as error:
             fail(EXIT_USAGE, f"web config error: {error}")
 
-    load, simulator = config_source(args)
+    load, simulator, demo_faults = config_source(args)
     try:
         config = load()
     except ConfigError as error:
@@ -285,6 +308,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             args.telemetry_path,
             web_config,
             limits=ServerLimits(max_connections=args.max_connections),
+            report=StatusPage(exporter.store, config.poll.interval, args.telemetry_path),
         )
     except OSError as error:
         fail(1, f"--web.listen-address: cannot listen on {args.listen_address}: {error.strerror}")
@@ -301,8 +325,10 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             "max_connections": args.max_connections,
         },
     )
-    reloader = new_reloader(server, load, args.web_config_file)
+    reloader = new_reloader(server, load, args.web_config_file, args.telemetry_path)
     code = asyncio.run(serve(reloader, exporter, server))
+    if demo_faults is not None:
+        demo_faults.stop()
     if simulator is not None:
         with contextlib.suppress(Exception):
             simulator.stop()

@@ -40,6 +40,7 @@ from exporter import __version__
 from exporter.aggregation import GroupAggregate
 from exporter.config import Target
 from exporter.errors import REASONS
+from exporter.job_view import TopJobsCollector
 from exporter.jobs import is_renderable
 from exporter.snapshot import SnapshotStore, TargetStatus, is_stale
 
@@ -79,9 +80,10 @@ JOB_METRICS = (
         lambda g: g.memory_ratio,
     ),
     JobMetric(
-        "maxcompute_running_jobs_progress_ratio",
-        "Mean progress of the running jobs, 0..1 (out-of-range values clamped)",
-        lambda g: g.progress_ratio,
+        "maxcompute_running_jobs_progress_sum_ratio",
+        "Sum of the running jobs' progress, each 0..1 (out-of-range values clamped); "
+        "divided by maxcompute_running_jobs it is their mean progress",
+        lambda g: g.progress_sum,
     ),
     JobMetric(
         "maxcompute_running_jobs_oldest_start_timestamp_seconds",
@@ -167,15 +169,22 @@ class JobMetricsCollector(Collector):
 
 
 class TargetStatusCollector(Collector):
-    """``maxcompute_up``, the last-success timestamp and build info, read from the store."""
+    """``maxcompute_up``, the last-success timestamp, the poll settings and build info."""
 
-    def __init__(self, store: SnapshotStore, label_names: tuple[str, ...], interval: float):
+    def __init__(
+        self,
+        store: SnapshotStore,
+        label_names: tuple[str, ...],
+        interval: float,
+        max_staleness: float = math.inf,
+    ):
         self._store = store
         self._label_names = label_names
         self._labels = ["region", *label_names]
         self._interval = interval
+        self._max_staleness = max_staleness
 
-    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+    def _families(self) -> tuple[GaugeMetricFamily, ...]:
         return (
             GaugeMetricFamily(
                 "maxcompute_up",
@@ -186,6 +195,19 @@ class TargetStatusCollector(Collector):
             GaugeMetricFamily(
                 "maxcompute_exporter_last_success_timestamp_seconds",
                 "When the last successful poll ended, Unix seconds.",
+                labels=self._labels,
+            ),
+            # Settings as series, so alert rules compare ages with the exporter's own
+            # settings instead of constants that are right for one configuration only.
+            GaugeMetricFamily(
+                "maxcompute_exporter_poll_interval_seconds",
+                "How often the target is polled (poll.interval).",
+                labels=self._labels,
+            ),
+            GaugeMetricFamily(
+                "maxcompute_exporter_max_staleness_seconds",
+                "How long after its last good poll a failing target's job series are still "
+                "served (poll.max_staleness).",
                 labels=self._labels,
             ),
             GaugeMetricFamily(
@@ -199,14 +221,18 @@ class TargetStatusCollector(Collector):
         return iter(self._families())
 
     def collect(self) -> Iterator[Metric]:
-        up, last_success, build_info = self._families()
+        families = self._families()
+        up, last_success, interval, max_staleness, build_info = families
         for status in self._store.statuses():
             values = target_label_values(status.target, self._label_names)
             up.add_metric(values, 1.0 if status.up else 0.0)
             if status.last_success is not None:
                 last_success.add_metric(values, status.last_success)
+            interval.add_metric(values, self._interval)
+            if math.isfinite(self._max_staleness):
+                max_staleness.add_metric(values, self._max_staleness)
         build_info.add_metric([__version__], 1.0)
-        return iter((up, last_success, build_info))
+        return iter(families)
 
 
 class ExporterMetrics:
@@ -222,6 +248,7 @@ class ExporterMetrics:
         max_staleness: float = math.inf,
         clock: Callable[[], float] = time.time,
         process_metrics: bool = True,
+        top_jobs: int = 0,
     ) -> None:
         self.label_names = label_names
         self.max_staleness = max_staleness
@@ -230,8 +257,21 @@ class ExporterMetrics:
         self.job_registry.register(
             JobMetricsCollector(store, label_names, interval, max_staleness, clock)
         )
+        if top_jobs > 0:  # off by default: its series grow with the number of targets
+            self.job_registry.register(
+                TopJobsCollector(
+                    store,
+                    label_names,
+                    lambda target: target_label_values(target, label_names),
+                    top_jobs,
+                    max_staleness,
+                    clock,
+                )
+            )
         self.self_registry = CollectorRegistry(auto_describe=True)
-        self.self_registry.register(TargetStatusCollector(store, label_names, interval))
+        self.self_registry.register(
+            TargetStatusCollector(store, label_names, interval, max_staleness)
+        )
         target_labels = ["region", *label_names]
         self.api_requests = Counter(
             "maxcompute_exporter_api_requests",
@@ -247,7 +287,7 @@ class ExporterMetrics:
         )
         self.progress_out_of_range = Counter(
             "maxcompute_exporter_progress_out_of_range",
-            "Job progress values outside 0..1, clamped before averaging.",
+            "Job progress values outside 0..1, clamped before summing.",
             target_labels,
             registry=self.self_registry,
         )

@@ -22,8 +22,22 @@ if TYPE_CHECKING:
 
 # Labels the exporter sets itself; a target's constant labels may not reuse them.
 RESERVED_LABELS = frozenset(
-    {"region", "quota", "project", "code", "reason", "version", "le", "instance", "job"}
+    {
+        "region",
+        "quota",
+        "project",
+        "code",
+        "reason",
+        "version",
+        "le",
+        "instance",
+        "job",
+        "instance_id",
+        "owner",
+    }
 )
+# The per-job view exports at most twice this many jobs per target (top by CU, top by run time).
+MAX_TOP_JOBS = 100
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 REGION = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -90,9 +104,16 @@ class PollSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    # 0: the per-job view is off; N: each target's top N jobs by CU share and by run time.
+    top_jobs: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     targets: tuple[Target, ...]
     poll: PollSettings
+    metrics: MetricsSettings = MetricsSettings()
 
     @property
     def constant_label_names(self) -> tuple[str, ...]:
@@ -329,12 +350,20 @@ def parse_poll(value: object) -> PollSettings:
     )
 
 
+def parse_metrics(value: object) -> MetricsSettings:
+    block = check_keys("metrics", {} if value is None else value, {"top_jobs"})
+    top_jobs = MetricsSettings().top_jobs
+    if "top_jobs" in block:
+        top_jobs = bounded_int("metrics.top_jobs", block["top_jobs"], 0, MAX_TOP_JOBS)
+    return MetricsSettings(top_jobs=top_jobs)
+
+
 def parse_config(data: object, environ: Mapping[str, str] | None = None) -> Config:
     """Validate a parsed YAML document; raises ``ConfigError`` on the first mistake."""
     environ = os.environ if environ is None else environ
     if data is None:
         raise ConfigError("config", "a mapping with a targets list (the file is empty)")
-    block = check_keys("", data, {"targets", "poll"})
+    block = check_keys("", data, {"targets", "poll", "metrics"})
     raw_targets = block.get("targets")
     if not isinstance(raw_targets, list) or not raw_targets:
         raise ConfigError("targets", "a non-empty list of targets", raw_targets)
@@ -351,7 +380,11 @@ def parse_config(data: object, environ: Mapping[str, str] | None = None) -> Conf
                 "(add a label such as account to tell them apart)",
             )
         seen[identity] = index
-    return Config(targets=targets, poll=parse_poll(block.get("poll")))
+    return Config(
+        targets=targets,
+        poll=parse_poll(block.get("poll")),
+        metrics=parse_metrics(block.get("metrics")),
+    )
 
 
 def read_yaml(path: str | Path, flag: str) -> object:

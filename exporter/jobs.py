@@ -14,6 +14,8 @@ What each kind of bad field becomes (the README's "Failure modes" repeats this t
 - ``submittedAtTime``, ``runningAtTime``: missing, null, not a whole number, zero or negative:
   skipped and counted. A value above 10^11 is taken as milliseconds and divided by 1000. A time
   more than 5 minutes in the future is clamped to the poll's time.
+- ``jobOwner``: optional, only the per-job view shows it; anything but a string of 1 to 256
+  characters becomes ''.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class RunningJob:
     progress: float
     submitted_at: int
     running_at: int
+    # Only the opt-in per-job view shows it; '' when the record has none (it is optional).
+    owner: str = ""
 
 
 def is_renderable(text: str) -> bool:
@@ -113,4 +117,5 @@ def parse_job(record: object, now: float) -> RunningJob | None:
         or running is None
     ):
         return None
-    return RunningJob(instance_id, project, quota, cu, memory, progress, submitted, running)
+    owner = _text(record, "jobOwner") or ""
+    return RunningJob(instance_id, project, quota, cu, memory, progress, submitted, running, owner)

@@ -19,7 +19,7 @@ from exporter.collector import ExporterMetrics, target_label_values
 from exporter.config import PollSettings, Target
 from exporter.errors import REASONS, ApiError
 from exporter.slices import TimeSlice, arrival_rate, plan_from_seen, slide_plan
-from exporter.snapshot import Snapshot, SnapshotStore
+from exporter.snapshot import PollFailure, Snapshot, SnapshotStore
 from exporter.window_read import WindowRead, WindowReader
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,10 @@ class TargetPoller:
         metrics: ExporterMetrics,
         *,
         clock: Callable[[], float] = time.time,
+        top_jobs: int = 0,
     ) -> None:
         self.target = target
+        self._top_jobs = top_jobs
         self._settings = settings
         self._store = store
         self._clock = clock
@@ -107,7 +109,7 @@ class TargetPoller:
         try:
             async with asyncio.timeout(deadline):
                 read = await self._read()
-            result = aggregate(read.jobs())
+            result = aggregate(read.jobs(), top_jobs=self._top_jobs)
         except ApiError as error:
             return self._failed(error, started)
         except TimeoutError:
@@ -135,7 +137,9 @@ class TargetPoller:
     def _failed(self, error: ApiError, started: float) -> bool:
         self._account(started)
         self._poll_errors[error.reason].inc()
-        self._store.publish_failure(self.target)
+        self._store.publish_failure(
+            self.target, PollFailure(error.reason, str(error), self._clock())
+        )
         # Logged once per change of error, so a long outage does not flood the log.
         signature = (error.reason, error.status, error.error_code)
         level = logging.WARNING if signature != self._last_error else logging.DEBUG
@@ -146,7 +150,9 @@ class TargetPoller:
     def _succeeded(self, read: WindowRead, result: AggregateResult, started: float) -> None:
         self._invalid_jobs.inc(read.invalid)
         self._out_of_range.inc(result.progress_out_of_range)
-        snapshot = Snapshot(result.groups, result.jobs, completed_at=self._clock())
+        snapshot = Snapshot(
+            result.groups, result.jobs, completed_at=self._clock(), top_jobs=result.top_jobs
+        )
         self._store.publish_success(self.target, snapshot)
         self._plan = ReadPlan.after(read)
         self._account(started)

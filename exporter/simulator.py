@@ -445,7 +445,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="A local GetRunningJobs simulator.")
     parser.add_argument("--listen", default="127.0.0.1:18080", help="host:port")
     parser.add_argument("--jobs", help="JSON file with a list of job records to serve")
-    parser.add_argument("--demo-jobs", type=int, default=120, help="size of the demo workload")
+    parser.add_argument(
+        "--demo-jobs", type=int, default=120, help="background jobs of the phased demo workload"
+    )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per response")
     parser.add_argument("--throttle", type=float, default=0.0)
     parser.add_argument("--server-error", type=float, default=0.0)
@@ -459,7 +461,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         with open(args.jobs, encoding="utf-8") as handle:
             jobs: JobSource | list[dict] = json.load(handle)
     else:
-        jobs = demo_workload(args.demo_jobs)
+        # Imported here: the demo workload is built on this module.
+        from exporter.demo_workload import phased_workload
+
+        jobs = phased_workload(time.time(), jobs_per_quota=max(1, args.demo_jobs // 3))
     faults = replace(
         Faults(),
         latency=args.latency,

@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from exporter.aggregation import GroupAggregate, GroupKey
 from exporter.config import Target
+from exporter.jobs import RunningJob
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,17 @@ class Snapshot:
     groups: Mapping[GroupKey, GroupAggregate]
     jobs: int
     completed_at: float
+    # The per-job view's jobs (empty when it is off), see ``exporter.top_jobs``.
+    top_jobs: tuple[RunningJob, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PollFailure:
+    """Why the last failed poll failed, for people (the landing page and ``/ready``)."""
+
+    reason: str
+    message: str
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +42,10 @@ class TargetStatus:
     up: bool = False
     last_success: float | None = None
     snapshot: Snapshot | None = None
+    # Kept after a recovery, so the page can say what went wrong last and when.
+    last_failure: PollFailure | None = None
+    # When the last poll, good or failed, was published.
+    last_poll: float | None = None
 
 
 def is_stale(status: TargetStatus, now: float, max_staleness: float) -> bool:
@@ -67,8 +83,25 @@ class SnapshotStore:
             self.generation += 1
 
     def publish_success(self, target: Target, snapshot: Snapshot) -> None:
-        self._swap(target, TargetStatus(target, True, snapshot.completed_at, snapshot))
+        previous = self._statuses[target]
+        self._swap(
+            target,
+            TargetStatus(
+                target,
+                True,
+                snapshot.completed_at,
+                snapshot,
+                last_failure=previous.last_failure,
+                last_poll=snapshot.completed_at,
+            ),
+        )
 
-    def publish_failure(self, target: Target) -> None:
+    def publish_failure(self, target: Target, failure: PollFailure | None = None) -> None:
         """Mark the target down; its last good snapshot stays until a policy drops it."""
-        self._swap(target, replace(self._statuses[target], up=False))
+        status = self._statuses[target]
+        if failure is None:
+            self._swap(target, replace(status, up=False))
+        else:
+            self._swap(
+                target, replace(status, up=False, last_failure=failure, last_poll=failure.at)
+            )

@@ -41,6 +41,14 @@ class Exposition(Protocol):
     def render_gzip(self) -> bytes: ...
 
 
+class TargetReport(Protocol):
+    """Per-target state for people (``status_page.StatusPage``)."""
+
+    def html(self) -> bytes: ...
+
+    def not_ready(self) -> str: ...
+
+
 def parse_listen_address(address: str) -> tuple[str, int]:
     """``host:port`` (``:port`` for all interfaces, ``[::1]:port`` for IPv6) as (host, port)."""
     host, sep, port = address.rpartition(":")
@@ -119,6 +127,7 @@ class ExporterHTTPServer(BoundedHTTPServer):
         *,
         limits: ServerLimits | None = None,
         reload: Callable[[], str | None] | None = None,
+        report: TargetReport | None = None,
     ) -> None:
         web_config = web_config or WebConfig()
         super().__init__(address, self._handle, limits, web_config.tls)
@@ -128,6 +137,8 @@ class ExporterHTTPServer(BoundedHTTPServer):
         self.telemetry_path = telemetry_path
         self.landing = landing_page(telemetry_path)
         self.reload = reload
+        # With a report, / and /ready's 503 say which target fails and why.
+        self.report = report
         self._workers = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="web-worker")
         self._bcrypt = ThreadPoolExecutor(1, thread_name_prefix="web-bcrypt")
         self._bcrypt_waiting = 0
@@ -187,12 +198,16 @@ class ExporterHTTPServer(BoundedHTTPServer):
         if path == self.telemetry_path:
             return self._metrics(request)
         if path == "/":
-            return Response(200, (self.landing,), (("Content-Type", "text/html; charset=utf-8"),))
+            report = self.report
+            page = report.html() if report else self.landing
+            return Response(200, (page,), (("Content-Type", "text/html; charset=utf-8"),))
         if path == "/healthz":
             return plain(200, "ok\n")
         if path == "/ready":
             if self.is_ready():
                 return plain(200, "ready\n")
+            if self.report:
+                return plain(503, self.report.not_ready())
             return plain(503, "not ready: a target has not had a good poll yet\n")
         return plain(404, "not found\n")
 

@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need, then runs lint and the whole suite.
-#   - promtool (Debian package `prometheus`) for `promtool check metrics` and the rule tests;
+#   - promtool (Debian package `prometheus`) for `promtool check metrics` and the rule tests,
+#     amtool and Alertmanager (`prometheus-alertmanager`) for the Alertmanager tests;
 #   - a virtualenv in .venv with the package and its test extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v promtool >/dev/null 2>&1; then
-  echo "installing the Debian package prometheus (for promtool and the Prometheus server)" >&2
+# Debian packages: prometheus (promtool, the Prometheus server) and prometheus-alertmanager
+# (amtool, the Alertmanager server), installed only when missing.
+MISSING=""
+command -v promtool >/dev/null 2>&1 || MISSING="$MISSING prometheus"
+command -v amtool >/dev/null 2>&1 || MISSING="$MISSING prometheus-alertmanager"
+if [ -n "$MISSING" ]; then
+  echo "installing the Debian package(s)$MISSING" >&2
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $MISSING >/dev/null
 fi
 
 PYTHON=${PYTHON:-python3}

@@ -45,7 +45,7 @@ def test_groups_by_quota_and_project_with_exact_values() -> None:
             running_jobs=1,
             cu_ratio=0.75,
             memory_ratio=0.75,
-            progress_ratio=0.25,
+            progress_sum=0.25,
             oldest_start_seconds=NOW - 20,
             max_queue_seconds=30,
             zero_progress_jobs=0,
@@ -55,7 +55,7 @@ def test_groups_by_quota_and_project_with_exact_values() -> None:
             running_jobs=1,
             cu_ratio=0.125,
             memory_ratio=0.5,
-            progress_ratio=1.0,
+            progress_sum=1.0,
             oldest_start_seconds=NOW - 100,
             max_queue_seconds=0,
             zero_progress_jobs=0,
@@ -65,7 +65,7 @@ def test_groups_by_quota_and_project_with_exact_values() -> None:
             running_jobs=2,
             cu_ratio=0.75,
             memory_ratio=0.375,
-            progress_ratio=0.25,
+            progress_sum=0.5,
             oldest_start_seconds=NOW - 600,
             max_queue_seconds=300,
             zero_progress_jobs=1,
@@ -88,7 +88,7 @@ def test_progress_out_of_range_is_clamped_and_counted() -> None:
     assert clamp_progress(42.0) == (1.0, True)
     result = aggregate([job("a", progress=-1.0), job("b", progress=50.0), job("c", progress=0.5)])
     group = result.groups[GroupKey("etl_quota", "sales_dw")]
-    assert group.progress_ratio == 0.5
+    assert group.progress_sum == 1.5  # 0 + 1 + 0.5
     assert group.zero_progress_jobs == 1
     assert result.progress_out_of_range == 2
 

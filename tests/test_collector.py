@@ -60,7 +60,7 @@ def test_job_metrics_lines_for_a_known_snapshot() -> None:
         "maxcompute_running_jobs": {group: 2},
         "maxcompute_running_jobs_cu_ratio": {group: 0.75},
         "maxcompute_running_jobs_memory_ratio": {group: 0.375},
-        "maxcompute_running_jobs_progress_ratio": {group: 0.25},
+        "maxcompute_running_jobs_progress_sum_ratio": {group: 0.5},
         "maxcompute_running_jobs_oldest_start_timestamp_seconds": {group: NOW - 600},
         "maxcompute_running_jobs_max_queue_seconds": {group: 300},
         "maxcompute_running_jobs_zero_progress": {group: 1},
@@ -124,6 +124,26 @@ def test_a_failed_poll_keeps_the_last_good_snapshot_and_marks_the_target_down() 
     assert samples(text, "maxcompute_exporter_last_success_timestamp_seconds") == {
         (("account", "prod"), ("region", "cn-hangzhou")): NOW
     }
+
+
+def test_poll_settings_are_exported_per_target_for_the_staleness_rules() -> None:
+    store = SnapshotStore((PROD, OTHER))
+    metrics = ExporterMetrics(
+        store, (PROD, OTHER), ("account",), 15.0, max_staleness=45.0, process_metrics=False
+    )
+    text = MetricsRenderer(store, metrics).render().decode()
+    prod = (("account", "prod"), ("region", "cn-hangzhou"))
+    shanghai = (("account", ""), ("region", "cn-shanghai"))
+    assert samples(text, "maxcompute_exporter_poll_interval_seconds") == {
+        prod: 15.0,
+        shanghai: 15.0,
+    }
+    assert samples(text, "maxcompute_exporter_max_staleness_seconds") == {
+        prod: 45.0,
+        shanghai: 45.0,
+    }
+    # Without a staleness limit there is no setting to export, and no +Inf sample.
+    assert samples(render(store), "maxcompute_exporter_max_staleness_seconds") == {}
 
 
 def test_describe_never_collects() -> None:

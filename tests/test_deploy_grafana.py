@@ -32,7 +32,7 @@ REQUIRED_CONTENT = {
     "queue time": "maxcompute_running_jobs_max_queue_seconds",
     "run time": "time() - min by (region, quota, project) "
     "(maxcompute_running_jobs_oldest_start_timestamp_seconds",
-    "progress": "maxcompute_running_jobs_progress_ratio",
+    "progress": "maxcompute_running_jobs_progress_sum_ratio",
     "zero-progress jobs": "maxcompute_running_jobs_zero_progress{",
     "zero-progress age": "maxcompute_running_jobs_zero_progress_oldest_start_timestamp_seconds",
     "top quotas": "topk(10, maxcompute:quota_cu_saturation:ratio",
@@ -44,7 +44,13 @@ REQUIRED_CONTENT = {
     "API requests by code": "sum by (region, code) (rate(maxcompute_exporter_api_requests_total",
     "invalid jobs rate": "rate(maxcompute_exporter_invalid_jobs_total",
     "poll errors": "rate(maxcompute_exporter_poll_errors_total",
+    "time to saturation": "maxcompute:quota_cu_time_to_saturation:seconds",
+    "named jobs": "maxcompute_running_job_cu_ratio",
 }
+# Counters of failures: their panels show a series only while it is not zero.
+ERROR_COUNTERS = ("maxcompute_exporter_poll_errors_total", "maxcompute_exporter_invalid_jobs_total")
+# Grafana units that read "per second".
+RATE_UNITS = {"reqps", "ops", "cps", "rps", "wps", "iops"}
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +183,32 @@ def test_required_panels_are_present(dashboard):
     exprs = "\n".join(all_exprs(dashboard))
     missing = [name for name, text in REQUIRED_CONTENT.items() if text not in exprs]
     assert not missing, f"missing panels: {missing}"
+
+
+def test_rates_carry_rate_units(dashboard):
+    for panel in data_panels(dashboard):
+        # A quantile of rates is a duration, not a rate.
+        exprs = [t["expr"] for t in panel["targets"]]
+        if any("rate(" in e and "histogram_quantile" not in e for e in exprs):
+            unit = panel["fieldConfig"]["defaults"].get("unit", "")
+            assert unit in RATE_UNITS or unit.endswith("/s"), f"{panel['title']}: unit {unit!r}"
+
+
+def test_error_counters_hide_their_always_zero_series(dashboard):
+    for panel in data_panels(dashboard):
+        for target in panel["targets"]:
+            if any(counter in target["expr"] for counter in ERROR_COUNTERS):
+                assert target["expr"].rstrip().endswith("> 0"), panel["title"]
+
+
+def test_named_jobs_table_shows_instance_and_owner(dashboard):
+    (table,) = [p for p in data_panels(dashboard) if "maxcompute_running_job_" in str(p)]
+    assert table["type"] == "table"
+    order = table["transformations"][-1]["options"]["indexByName"]
+    assert {"instance_id", "owner", "quota", "project"} <= set(order)
+    for target in table["targets"]:
+        assert target["instant"] is True and target["format"] == "table"
+        assert "max without (instance, pod)" in target["expr"], target["expr"]
 
 
 def test_datasource_provisioning():

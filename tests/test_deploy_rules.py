@@ -35,6 +35,7 @@ REQUIRED_ALERTS = {
     "MaxComputeDataStale",
     "MaxComputeQuotaCUSaturation",
     "MaxComputeQuotaCUSaturationPredicted",
+    "MaxComputeQuotaCUSaturationImminent",
     "MaxComputeJobsQueueingLong",
     "MaxComputeJobRunningLong",
     "MaxComputeJobStuckAtZeroProgress",

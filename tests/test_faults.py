@@ -54,8 +54,8 @@ TRUTH = {
     ("maxcompute_running_jobs_cu_ratio", "ads"): 0.15625,
     ("maxcompute_running_jobs_memory_ratio", "sales"): 0.9375,
     ("maxcompute_running_jobs_memory_ratio", "ads"): 0.15625,
-    ("maxcompute_running_jobs_progress_ratio", "sales"): 0.5,
-    ("maxcompute_running_jobs_progress_ratio", "ads"): 0.25,
+    ("maxcompute_running_jobs_progress_sum_ratio", "sales"): 15.0,
+    ("maxcompute_running_jobs_progress_sum_ratio", "ads"): 5.0,
 }
 FAST = PollSettings(
     interval=10.0,

@@ -190,5 +190,5 @@ def test_aggregation_counts_each_job_once_and_keeps_ratios_in_range(jobs: list) 
         abs_tol=1e-9,
     )
     for group in result.groups.values():
-        assert 0.0 <= group.progress_ratio <= 1.0
+        assert 0.0 <= group.progress_sum <= group.running_jobs
         assert 0 <= group.zero_progress_jobs <= group.running_jobs

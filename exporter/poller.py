@@ -140,8 +140,9 @@ class TargetPoller:
         self._store.publish_failure(
             self.target, PollFailure(error.reason, str(error), self._clock())
         )
-        # Logged once per change of error, so a long outage does not flood the log.
-        signature = (error.reason, error.status, error.error_code)
+        # Logged at warning once per change of error (a refused connection after a DNS failure
+        # is a change), so a long outage does not flood the log.
+        signature = (error.reason, error.status, error.error_code, error.args[0])
         level = logging.WARNING if signature != self._last_error else logging.DEBUG
         log.log(level, "poll failed", extra={"target": self.target.name, "error": str(error)})
         self._last_error = signature

@@ -114,6 +114,7 @@ class WindowReader:
         self._queue: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
         self._done: dict[TimeSlice, SliceRead] = {}
         self._owner: dict[str, TimeSlice] = {}
+        self._submitted: dict[str, int] = {}
         self._attempts: Counter[TimeSlice] = Counter()
         self._started = 0
         self._requests = 0
@@ -163,6 +164,25 @@ class WindowReader:
         self._requests += page.requests
         return page
 
+    def _contradicts(self, piece: TimeSlice, pages: list[Page]) -> bool:
+        """True if a job on ``pages`` was reported elsewhere with another submission time.
+
+        A job's submission time never changes, so its id in two slices is a defect of an
+        answer: this slice is read again, and so is the other one if it was already taken.
+        """
+        clash = False
+        for job in (job for page in pages for job in page.jobs):
+            first = self._submitted.setdefault(job.instance_id, job.submitted_at)
+            if first != job.submitted_at:
+                clash = True
+                # Whichever answer lied, the next reads of both slices settle it.
+                self._submitted[job.instance_id] = job.submitted_at
+                owner = self._owner.get(job.instance_id)
+                if owner is not None and owner != piece:
+                    self._forget(owner)
+                    self._again(owner, "an instanceId seen in two slices")
+        return clash
+
     def _enqueue(self, item: Callable[[], Awaitable[None]]) -> None:
         self._queue.put_nowait(item)
 
@@ -171,6 +191,10 @@ class WindowReader:
         total = page.total_count
         if page.records != expected_records(total, 1):
             self._again(piece, f"page holds {page.records} records, totalCount says {total}")
+        elif strays(piece, page):
+            self._again(piece, "a job submitted outside the slice asked for")
+        elif self._contradicts(piece, [page]):
+            self._again(piece, "an instanceId seen in two slices")
         elif total <= PAGE_SIZE:
             self._accept(piece, [page], grew)
         else:
@@ -224,9 +248,13 @@ class WindowReader:
             self._narrow_pass_done(state)
 
     def _narrow_pass_done(self, state: _NarrowRead) -> None:
-        problem = narrow_problem(state.total, state.first)
+        problem = narrow_problem(state.piece, state.total, state.first)
         if problem is None and state.second_started:
-            problem = narrow_problem(state.total, state.second) or differ(state.first, state.second)
+            problem = narrow_problem(state.piece, state.total, state.second) or differ(
+                state.first, state.second
+            )
+        if problem is None and self._contradicts(state.piece, list(state.first.values())):
+            problem = "an instanceId seen in two slices"
         if problem is not None:
             self._again(state.piece, problem)
         elif not state.second_started:
@@ -253,13 +281,6 @@ class WindowReader:
         if len(set(ids)) != len(ids):
             self._again(piece, "the same instanceId twice in one read")
             return
-        clashes = {self._owner[i] for i in ids if i in self._owner and self._owner[i] != piece}
-        if clashes:
-            for other in clashes:
-                self._forget(other)
-                self._again(other, "an instanceId seen in two slices")
-            self._again(piece, "an instanceId seen in two slices")
-            return
         for instance_id in ids:
             self._owner[instance_id] = piece
         invalid = sum(page.invalid for page in pages)
@@ -272,14 +293,21 @@ class WindowReader:
                 self._owner.pop(job.instance_id, None)
 
 
-def narrow_problem(total: int, pages: dict[int, Page]) -> str | None:
+def narrow_problem(piece: TimeSlice, total: int, pages: dict[int, Page]) -> str | None:
     """Why the pages of one pass over a slice do not form one list, or None."""
     for number, page in sorted(pages.items()):
         if page.total_count != total:
             return f"page {number} reports totalCount {page.total_count}, page 1 {total}"
         if page.records != expected_records(total, number):
             return f"page {number} holds {page.records} records of {total}"
+        if strays(piece, page):
+            return f"page {number} holds a job submitted outside the slice asked for"
     return None
+
+
+def strays(piece: TimeSlice, page: Page) -> bool:
+    """True if the page holds a job the slice's filter cannot have let through: a lie."""
+    return any(not piece.contains(job.submitted_at) for job in page.jobs)
 
 
 def differ(first: dict[int, Page], second: dict[int, Page]) -> str | None:

@@ -25,6 +25,7 @@ class AdaptiveRate:
     def __init__(self, ceiling: float, initial: float = INITIAL_RATE) -> None:
         self.ceiling = ceiling
         self.rate = min(initial, ceiling)
+        self.cuts = 0  # how many times the rate was cut: the limiter restarts its pace on a cut
         self._slow_start = True
         self._last_cut_at = -1.0
 
@@ -46,6 +47,7 @@ class AdaptiveRate:
         self._slow_start = False
         self.rate = max(MIN_RATE, self.rate * DECREASE_FACTOR)
         self._last_cut_at = now
+        self.cuts += 1
 
 
 class RateLimiter:
@@ -62,11 +64,16 @@ class RateLimiter:
         self._burst = max(burst, 1)
         self._clock = clock
         self._next = 0.0  # theoretical arrival time of the next request
+        self._cuts_seen = 0
 
     def reserve(self) -> float:
         """Book the next slot; the seconds to wait before using it."""
         interval = 1.0 / self.rate.rate
         now = self._clock()
+        if self.rate.cuts != self._cuts_seen:
+            # Just throttled: the service's bucket is empty, so no burst until the pace is kept.
+            self._cuts_seen = self.rate.cuts
+            self._next = max(self._next, now + (self._burst - 1) * interval)
         arrival = max(self._next, now)
         self._next = arrival + interval
         return max(0.0, arrival - (self._burst - 1) * interval - now)

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.churn import Churn, ChurningJobs
-from exporter.ratelimit import DECREASE_FACTOR, AdaptiveRate
+from exporter.ratelimit import DECREASE_FACTOR, AdaptiveRate, RateLimiter
 from exporter.simulator import ApiSimulator, Faults
 from tests.exporter_process import ExporterProcess
 
@@ -48,6 +48,18 @@ def test_the_rate_stays_within_its_ceiling_and_floor() -> None:
     for n in range(100):
         rate.on_throttled(scheduled_at=float(2 * n + 1), now=float(2 * n + 2))
     assert rate.rate == 1.0
+
+
+def test_after_a_cut_the_limiter_paces_at_once_instead_of_bursting() -> None:
+    now = [100.0]
+    rate = AdaptiveRate(ceiling=1000.0, initial=10.0)
+    limiter = RateLimiter(rate, burst=4, clock=lambda: now[0])
+    assert [limiter.reserve() for _ in range(4)] == [0.0, 0.0, 0.0, 0.0]  # a burst of 4
+    now[0] = 101.0  # idle for a second: the burst is available again...
+    rate.on_throttled(scheduled_at=100.5, now=101.0)  # ...but the service just throttled
+    interval = 1 / rate.rate
+    delays = [limiter.reserve() for _ in range(4)]
+    assert delays == pytest.approx([0.0, interval, 2 * interval, 3 * interval])
 
 
 def metric_values(text: str) -> dict[str, float]:

@@ -248,7 +248,8 @@ def config_source(
             fail(EXIT_USAGE, "--demo: runs its own simulator and configuration; drop --config")
         # The demo's phases (a saturating quota, problem jobs, API faults) count from now.
         started = time.time()
-        simulator = ApiSimulator(phased_workload(started)).start()
+        # 120 jobs that start and finish all the time: a tenant whose list moves while read.
+        simulator = ApiSimulator(phased_workload(started, jobs_per_quota=40)).start()
         demo_faults = DemoFaults(simulator, started).start()
         url = simulator.url
         log.info("demo mode: polling the bundled simulator", extra={"endpoint": url})

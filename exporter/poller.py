@@ -136,6 +136,11 @@ class TargetPoller:
 
     def _failed(self, error: ApiError, started: float) -> bool:
         self._account(started)
+        if self._reader is not None and self._reader.pieces:
+            # Where the jobs are is worth keeping even from a poll that did not finish: a first
+            # poll too slow for its deadline makes the next one a planned (faster) read.
+            rate = self._plan.head_jobs_per_second if self._plan else 0.0
+            self._plan = ReadPlan(tuple(self._reader.pieces), rate)
         self._poll_errors[error.reason].inc()
         self._store.publish_failure(
             self.target, PollFailure(error.reason, str(error), self._clock())

@@ -120,6 +120,7 @@ class WindowReader:
         self._requests = 0
         self._rereads = 0
         self._survey = False
+        self._pieces: set[TimeSlice] = set()
 
     @property
     def requests(self) -> int:
@@ -130,8 +131,17 @@ class WindowReader:
     def rereads(self) -> int:
         return self._rereads
 
+    @property
+    def pieces(self) -> list[TimeSlice]:
+        """The slices the window is cut into so far (read, pending or being cut): they tile it.
+
+        What a read that did not finish has learned of where the jobs are.
+        """
+        return sorted(self._pieces)
+
     async def read(self, window: TimeSlice, plan: list[TimeSlice]) -> WindowRead:
         """Every slice of ``plan`` (which must tile ``window``), read consistently."""
+        self._pieces = set(plan)
         # The first poll's single slice is a survey, not a plan that turned out too small.
         self._survey = plan == [window]
         for piece in plan:
@@ -229,7 +239,10 @@ class WindowReader:
         self, piece: TimeSlice, total: int, sampled: list[tuple[int, list[int]]], grew: bool
     ) -> None:
         points = estimate_points(piece, total, sorted(sampled))
-        for part in split_by_estimate(piece, total, points):
+        parts = split_by_estimate(piece, total, points)
+        self._pieces.discard(piece)
+        self._pieces.update(parts)
+        for part in parts:
             self._enqueue(lambda part=part: self._read_slice(part, grew))
 
     def _read_pass(self, state: _NarrowRead, pages: dict[int, Page]) -> None:

@@ -18,7 +18,7 @@ from exporter.errors import ApiError
 from exporter.jobs import RunningJob
 from exporter.poller import ReadPlan
 from exporter.slices import PAGE_SIZE, TimeSlice
-from exporter.window_read import Page, WindowRead, WindowReader
+from exporter.window_read import Page, WindowRead, WindowReader, check_tiling
 
 WINDOW = TimeSlice(100_000, 200_000)
 
@@ -266,3 +266,18 @@ def test_every_job_running_throughout_is_counted_once_and_only_jobs_that_ran(
     assert len(counted) == len(set(counted))
     assert throughout <= set(counted)
     assert set(counted) <= listing.ever
+
+
+async def test_a_read_cut_short_still_leaves_where_the_jobs_are_for_the_next_one() -> None:
+    listing = RunningList(spread(2000))
+    reader = WindowReader(listing.fetch, concurrency=4, request_cap=120)
+    with pytest.raises(ApiError):
+        await reader.read(WINDOW, [WINDOW])
+    pieces = reader.pieces
+    check_tiling(WINDOW, pieces)
+    assert len(pieces) > 20  # the survey's cuts, not the whole window again
+    fresh = await read(RunningList(spread(2000)))
+    listing.requests.clear()
+    resumed = await read(listing, pieces)
+    assert ids(resumed) == sorted(listing.jobs)
+    assert resumed.requests < fresh.requests

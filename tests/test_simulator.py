@@ -200,3 +200,16 @@ def test_demo_workload_is_deterministic_and_moves_with_time() -> None:
     for job in workload(NOW):
         quotas[job["quotaNickname"]] = quotas.get(job["quotaNickname"], 0) + job["cuSnapshot"]
     assert all(0 < share < 1.2 for share in quotas.values())
+
+
+@pytest.mark.parametrize("order", ["ascending", "descending", "unordered"])
+def test_a_slice_of_an_ordered_listing_is_found_as_a_scan_would(order: str) -> None:
+    from exporter.simulator import SimulatorState
+
+    records = [job_record(f"j{n:03d}", submitted=NOW - 500 + (n * 7) % 300) for n in range(200)]
+    if order != "unordered":
+        records.sort(key=lambda r: r["submittedAtTime"], reverse=order == "descending")
+    state = SimulatorState(jobs=lambda now: records)
+    for start, end in [(NOW - 500, NOW - 400), (NOW - 300, NOW - 299), (NOW - 1000, NOW)]:
+        expected = [r for r in records if start <= r["submittedAtTime"] <= end]
+        assert state.matching(start, end, frozenset(), frozenset()) == expected

@@ -63,12 +63,19 @@ def bench_settings(**overrides: float) -> PollSettings:
 
 @contextmanager
 def simulator_process(jobs: int, latency: float, workdir: Path) -> Iterator[str]:
-    """The simulator in a process of its own (no GIL shared with what is measured); its URL."""
+    """The simulator serving ``jobs`` fixed jobs, in a process of its own; its URL."""
     path = workdir / f"jobs-{jobs}.json"
     if not path.exists():
         path.write_text(json.dumps(job_records(jobs)), encoding="utf-8")
-    command = [sys.executable, "-m", "exporter.simulator", "--listen", "127.0.0.1:0"]
-    command += ["--jobs", str(path), "--latency", repr(latency)]
+    with simulator_with("--jobs", str(path), "--latency", repr(latency)) as url:
+        yield url
+
+
+@contextmanager
+def simulator_with(*args: str) -> Iterator[str]:
+    """``python -m exporter.simulator ARGS`` in a process of its own (no GIL shared with what
+    is measured); its URL."""
+    command = [sys.executable, "-m", "exporter.simulator", "--listen", "127.0.0.1:0", *args]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None

@@ -3,13 +3,14 @@ request rate learned under a service-side limit.
 
 Every figure is a ratio against a baseline measured in the same run:
 
-- requests per poll / ceil(N / 20)                                   (steady <= 1.1, churn <= 1.5)
-- poll time / the API bound for those requests, ceil(requests / page_concurrency) x latency (<= 1.3)
+- requests per poll / ceil(N / 20)                                  (steady <= 1.1, churn <= 1.5)
+- poll time / the API bound for those requests, ceil(requests / page_concurrency) x latency
+                                                                      (<= 1.3 after the first poll)
 - poll time / a sequential walk of the pages, as the official SDK pages (<= 0.3 at 4 000 jobs)
 - learned rate / the simulator's limit (>= 0.8), throttled requests / all requests (< 5 %)
 
-The simulator runs in this process (its churn is an object the figures count against); its
-work per request is small beside the latency it sleeps.
+The simulator runs in a process of its own (``python -m exporter.simulator --running N``);
+N is the job count each poll published.
 
 Run: ``.venv/bin/python bench/polls.py`` (about 5 minutes) or ``--quick``.
 """
@@ -22,26 +23,39 @@ import math
 import time
 from datetime import date
 
-from common import CREDENTIALS, figure, make_target
+from common import figure, make_target, simulator_with
 
-from exporter.churn import Churn, ChurningJobs
 from exporter.client import RunningJobsClient
 from exporter.collector import ExporterMetrics
 from exporter.config import PollSettings
 from exporter.poller import TargetPoller, poll_window
-from exporter.simulator import ApiSimulator, Faults
 from exporter.snapshot import SnapshotStore
 
-KEY = CREDENTIALS
 LATENCY = 0.040
 DEFAULTS = PollSettings(interval=60.0)
 
 
-def poller_for(url: str, settings: PollSettings) -> tuple[TargetPoller, SnapshotStore]:
-    target = make_target(url)
-    store = SnapshotStore((target,))
-    metrics = ExporterMetrics(store, (target,), (), settings.interval, process_metrics=False)
-    return TargetPoller(target, settings, store, metrics), store
+class Stack:
+    """One target's poller, store and metrics against ``url``; counts what it sent."""
+
+    def __init__(self, url: str, settings: PollSettings) -> None:
+        self.target = make_target(url)
+        self.store = SnapshotStore((self.target,))
+        self.metrics = ExporterMetrics(
+            self.store, (self.target,), (), settings.interval, process_metrics=False
+        )
+        self.poller = TargetPoller(self.target, settings, self.store, self.metrics)
+
+    def counter(self, name: str, **labels: str) -> float:
+        return sum(
+            sample.value
+            for family in self.metrics.self_registry.collect()
+            for sample in family.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        )
+
+    def requests(self) -> float:
+        return self.counter("maxcompute_exporter_api_requests_total")
 
 
 async def sequential_walk(url: str) -> tuple[float, int]:
@@ -59,119 +73,102 @@ async def sequential_walk(url: str) -> tuple[float, int]:
     return time.monotonic() - started, pages
 
 
-async def polls(jobs: int, churn: float, rounds: int, gap: float) -> list[dict]:
-    """``rounds`` polls of a tenant with ``jobs`` running, ``churn`` finishing and submitted/s."""
-    work = ChurningJobs(jobs, Churn(churn, churn), start=time.time(), seed=jobs)
-    sim = ApiSimulator(
-        work,
-        credentials={KEY.access_key_id: (KEY.access_key_secret, None)},
-        faults=Faults(latency=LATENCY),
-    ).start()
-    poller, _ = poller_for(sim.url, DEFAULTS)
+async def polls(url: str, rounds: int, gap: float) -> list[dict]:
+    """``rounds`` polls with the default settings, ``gap`` seconds apart."""
+    stack = Stack(url, DEFAULTS)
     results = []
     try:
         for _ in range(rounds):
-            before = sim.state.requests
+            before = stack.requests()
             started = time.monotonic()
-            ok = await poller.poll()
+            ok = await stack.poller.poll()
             seconds = time.monotonic() - started
-            requests = sim.state.requests - before
-            pages = math.ceil(len(work.ids()) / 20)
+            requests = stack.requests() - before
+            snapshot = stack.store.status(stack.target).snapshot
+            jobs = snapshot.jobs if snapshot else 0
+            rounds_needed = math.ceil(requests / DEFAULTS.page_concurrency)
             results.append(
                 {
                     "ok": ok,
-                    "requests_ratio": requests / pages,
-                    "bound_ratio": seconds
-                    / (math.ceil(requests / DEFAULTS.page_concurrency) * LATENCY),
+                    "requests_ratio": requests / max(1, math.ceil(jobs / 20)),
+                    "bound_ratio": seconds / (rounds_needed * LATENCY),
                     "seconds": seconds,
                 }
             )
             await asyncio.sleep(gap)
     finally:
-        await poller.aclose()
-        sim.stop()
+        await stack.poller.aclose()
     return results
 
 
+def churning(jobs: int, churn: float, *extra: str):
+    rate = repr(churn)
+    return simulator_with(
+        "--running", str(jobs), "--finish-rate", rate, "--submit-rate", rate,
+        "--latency", repr(LATENCY), *extra,
+    )  # fmt: skip
+
+
 async def learned_rate(limit: float, duration: float) -> dict:
-    work = ChurningJobs(2000, Churn(), start=time.time())
-    sim = ApiSimulator(
-        work, credentials={KEY.access_key_id: (KEY.access_key_secret, None)}, rate_limit=limit
-    ).start()
     settings = PollSettings(interval=10.0, retry_backoff=0.1)
-    poller, _ = poller_for(sim.url, settings)
-    rates, good = [], 0
-    until = time.monotonic() + duration
-    try:
-        while time.monotonic() < until:
-            good += await poller.poll()
-            rates.append(poller._client.rate.rate)
-    finally:
-        await poller.aclose()
-        sim.stop()
+    with simulator_with("--running", "2000", "--finish-rate", "0", "--submit-rate", "0",
+                        "--rate-limit", repr(limit)) as url:  # fmt: skip
+        stack = Stack(url, settings)
+        rates, good = [], 0
+        until = time.monotonic() + duration
+        try:
+            while time.monotonic() < until:
+                good += await stack.poller.poll()
+                rates.append(stack.counter("maxcompute_exporter_request_rate"))
+        finally:
+            await stack.poller.aclose()
     settled = rates[len(rates) // 2 :]
+    throttled = stack.counter("maxcompute_exporter_api_requests_total", code="429")
     return {
         "polls": len(rates),
         "good_polls": good,
         "learned_over_limit": sum(settled) / len(settled) / limit,
-        "throttled_share": sim.state.throttled / max(1, sim.state.requests),
+        "throttled_share": throttled / max(1.0, stack.requests()),
     }
 
 
-async def main(quick: bool) -> None:
-    print(
-        f"busy tenants, measured {date.today()}, simulator latency {LATENCY * 1000:.0f} ms, "
-        f"default settings (page_concurrency {DEFAULTS.page_concurrency})"
-    )
-    sizes = [2000] if quick else [2000, 20000]
-    for jobs in sizes:
-        for churn in (0.0, 5.0):
-            rounds = await polls(jobs, churn, rounds=3 if quick else 4, gap=2.0)
-            kind = "steady" if churn == 0 else f"churn {churn:g}+{churn:g}/s"
-            later = rounds[1:]
-            print(f"{jobs} jobs, {kind}: {sum(r['ok'] for r in rounds)}/{len(rounds)} polls good")
-            figure("requests per poll / ceil(N/20), first poll", rounds[0]["requests_ratio"], "-")
-            figure(
-                "requests per poll / ceil(N/20), later polls (worst)",
-                max(r["requests_ratio"] for r in later),
-                "<= 1.1 steady, <= 1.5 churn",
-            )
-            figure(
-                "poll time / API bound for its requests, first poll", rounds[0]["bound_ratio"], "-"
-            )
-            figure(
-                "poll time / API bound for its requests, later polls (worst)",
-                max(r["bound_ratio"] for r in later),
-                "<= 1.3",
-            )
-    work_jobs = 4000
-    rounds = await polls(work_jobs, 5.0, rounds=3, gap=2.0)
-    work = ChurningJobs(work_jobs, Churn(), start=time.time())
-    sim = ApiSimulator(
-        work,
-        credentials={KEY.access_key_id: (KEY.access_key_secret, None)},
-        faults=Faults(latency=LATENCY),
-    ).start()
-    walk, pages = await sequential_walk(sim.url)
-    sim.stop()
-    print(
-        f"{work_jobs} jobs, churn 5+5/s, against a sequential walk of {pages} pages ({walk:.1f} s)"
-    )
-    figure("first poll time / sequential walk", rounds[0]["seconds"] / walk, "<= 0.3")
+def report(jobs: int, kind: str, rounds: list[dict]) -> None:
+    later = rounds[1:]
+    print(f"{jobs} jobs, {kind}: {sum(r['ok'] for r in rounds)}/{len(rounds)} polls good")
+    figure("requests per poll / ceil(N/20), first poll", rounds[0]["requests_ratio"], "-")
     figure(
-        "later poll time / sequential walk (worst)",
-        max(r["seconds"] for r in rounds[1:]) / walk,
-        "<= 0.3",
+        "requests per poll / ceil(N/20), later polls (worst)",
+        max(r["requests_ratio"] for r in later),
+        "<= 1.1 steady, <= 1.5 churn",
     )
+    figure("poll time / API bound for its requests, first poll", rounds[0]["bound_ratio"], "-")
+    figure(
+        "poll time / API bound for its requests, later polls (worst)",
+        max(r["bound_ratio"] for r in later),
+        "<= 1.3",
+    )
+
+
+async def main(quick: bool) -> None:
+    print(f"polls, measured {date.today()}, simulator latency {LATENCY * 1000:.0f} ms, "
+          f"default settings (page_concurrency {DEFAULTS.page_concurrency})")  # fmt: skip
+    for jobs in [2000] if quick else [2000, 20000]:
+        for churn in (0.0, 5.0):
+            with churning(jobs, churn) as url:
+                rounds = await polls(url, rounds=3 if quick else 4, gap=2.0)
+            report(jobs, "steady" if churn == 0 else f"churn {churn:g}+{churn:g}/s", rounds)
+    with churning(4000, 5.0) as url:
+        rounds = await polls(url, rounds=3, gap=2.0)
+        walk, pages = await sequential_walk(url)
+    print(f"4000 jobs, churn 5+5/s, against a sequential walk of {pages} pages ({walk:.1f} s)")
+    figure("first poll time / sequential walk", rounds[0]["seconds"] / walk, "<= 0.3")
+    figure("later poll time / sequential walk (worst)",
+           max(r["seconds"] for r in rounds[1:]) / walk, "<= 0.3")  # fmt: skip
     rate = await learned_rate(50.0, 30 if quick else 90)
     print(f"simulator limit 50/s: {rate['good_polls']}/{rate['polls']} polls good")
-    figure(
-        "learned rate / service limit (mean over the second half)",
-        rate["learned_over_limit"],
-        ">= 0.8",
-    )
-    share = rate["throttled_share"]
-    figure("throttled requests / all requests", 100 * share, "< 5 %", unit="%")
+    figure("learned rate / service limit (mean over the second half)",
+           rate["learned_over_limit"], ">= 0.8")  # fmt: skip
+    figure("throttled requests / all requests", 100 * rate["throttled_share"], "< 5 %", unit="%")
 
 
 if __name__ == "__main__":

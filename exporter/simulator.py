@@ -485,6 +485,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--demo-jobs", type=int, default=120, help="background jobs of the phased demo workload"
     )
+    parser.add_argument(
+        "--running", type=int, help="serve a list of this many running jobs that moves (churn)"
+    )
+    parser.add_argument("--finish-rate", type=float, default=5.0, help="with --running: jobs/s")
+    parser.add_argument("--submit-rate", type=float, default=5.0, help="with --running: jobs/s")
+    parser.add_argument(
+        "--descending", action="store_true", help="with --running: list newest first"
+    )
+    parser.add_argument(
+        "--rate-limit", type=float, help="answer Throttling.User above this many requests/s"
+    )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per response")
     parser.add_argument("--throttle", type=float, default=0.0)
     parser.add_argument("--server-error", type=float, default=0.0)
@@ -497,6 +508,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.jobs:
         with open(args.jobs, encoding="utf-8") as handle:
             jobs: JobSource | list[dict] = json.load(handle)
+    elif args.running is not None:
+        from exporter.churn import Churn, ChurningJobs
+
+        churn = Churn(args.finish_rate, args.submit_rate, descending=args.descending)
+        jobs = ChurningJobs(args.running, churn, start=time.time())
     else:
         # Imported here: the demo workload is built on this module.
         from exporter.demo_workload import phased_workload
@@ -515,6 +531,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         credentials={args.access_key_id: (args.access_key_secret, None)},
         faults=faults,
         address=(host or "127.0.0.1", int(port)),
+        rate_limit=args.rate_limit,
     )
     print(f"GetRunningJobs simulator on {simulator.url}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):

@@ -1,11 +1,13 @@
-"""Soak: the exporter against the simulator with random faults; every number checked.
+"""Soak: the exporter against a running list that moves, with random faults; every number checked.
 
-Runs ``maxcompute-exporter`` as a subprocess for a few minutes against the simulator, whose job
-set changes every few seconds and whose faults (throttling, 5xx, dropped connections, latency)
-switch at random. At every scrape, while ``maxcompute_up`` is 1, each job metric must equal the
-simulator's truth for a job set that was being served during the last good poll; a value that
-matches none is wrong. Prints the count of scrapes checked and of wrong values; exits 1 if any
-value was wrong.
+Runs ``maxcompute-exporter`` as a subprocess for a few minutes against the simulator, whose jobs
+finish and are submitted all the time (a churning list) and whose faults (throttling, 5xx,
+dropped connections, latency, outages) switch at random. Every list the simulator served is
+recorded. At every scrape, while ``maxcompute_up`` is 1, each (quota, project) group's job count,
+CU, memory and progress sums must lie between the values of the jobs that ran throughout the last
+good poll (they must all be counted) and of the jobs that ran at some moment of it (no other job
+may be): what a read of a moving list can promise. Prints the count of scrapes checked and of
+wrong values; exits 1 if any value was wrong.
 
     python bench/soak.py --duration 180
 """
@@ -13,7 +15,6 @@ value was wrong.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import random
 import signal
@@ -21,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -31,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from exporter.aggregation import aggregate  # noqa: E402
+from exporter.churn import Churn, ChurningJobs  # noqa: E402
 from exporter.jobs import parse_job  # noqa: E402
 from exporter.simulator import ApiSimulator, Faults  # noqa: E402
 
@@ -43,45 +46,64 @@ FAULTS = [
     ("latency", Faults(latency=0.3)),
     ("outage", Faults(server_error=1.0)),
 ]
+# Sums of values that are never negative: between the jobs that must be in and those that may.
 FIELDS = {
     "maxcompute_running_jobs": "running_jobs",
     "maxcompute_running_jobs_cu_ratio": "cu_ratio",
     "maxcompute_running_jobs_memory_ratio": "memory_ratio",
     "maxcompute_running_jobs_progress_sum_ratio": "progress_sum",
-    "maxcompute_running_jobs_oldest_start_timestamp_seconds": "oldest_start_seconds",
-    "maxcompute_running_jobs_max_queue_seconds": "max_queue_seconds",
 }
 
 
-def job_set(version: int, start: int) -> list[dict]:
-    """A job set per version, of a size that differs from its neighbours'."""
-    rng = random.Random(version)
-    jobs = []
-    for n in range(40 + (version % 7) * 5):
-        started = start - rng.randint(10, 900)
-        jobs.append(
-            {
-                "instanceId": f"v{version}-{n}",
-                "jobOwner": "RAM$soak:robot",
-                "project": f"project_{rng.randint(0, 4)}",
-                "quotaNickname": f"quota_{rng.randint(0, 2)}",
-                "cuSnapshot": rng.randint(1, 64) / 1024,
-                "memorySnapshot": rng.randint(1, 64) / 1024,
-                "submittedAtTime": started - rng.randint(0, 120),
-                "runningAtTime": started,
-                "progress": rng.randint(0, 100) / 100,
-            }
-        )
-    return jobs
+class ServedLists:
+    """A job source that records every distinct list it serves, with the time it served it."""
+
+    def __init__(self, work: ChurningJobs) -> None:
+        self._work = work
+        self._lock = threading.Lock()
+        self.served: list[tuple[float, dict[str, dict]]] = []
+        self._last: object = None
+
+    def __call__(self, now: float) -> list[dict]:
+        listing = self._work(now)
+        with self._lock:
+            if listing is not self._last:
+                self._last = listing
+                self.served.append((now, {job["instanceId"]: job for job in listing}))
+        return listing
+
+    def during(self, start: float, end: float) -> tuple[list[dict], list[dict]]:
+        """Jobs served throughout [start, end], and jobs served at some moment of it."""
+        with self._lock:
+            served = list(self.served)
+        before = [jobs for at, jobs in served if at <= start][-1:]
+        inside = [jobs for at, jobs in served if start < at <= end]
+        states = before + inside
+        throughout = set.intersection(*(set(jobs) for jobs in states)) if states else set()
+        ever: dict[str, dict] = {}
+        for jobs in states:
+            ever.update(jobs)
+        return [ever[i] for i in throughout], list(ever.values())
 
 
-def truth(jobs: list[dict], now: float) -> dict[tuple, float]:
+def totals(jobs: list[dict], now: float) -> dict[tuple, float]:
     result = aggregate(parse_job(record, now) for record in jobs)
     out = {}
     for key, group in result.groups.items():
         for metric, field in FIELDS.items():
             out[(metric, key.quota, key.project)] = float(getattr(group, field))
     return out
+
+
+def outside(published: dict[tuple, float], fewest: dict, most: dict) -> list[tuple]:
+    """The published values that no read of the moving list could have given."""
+    wrong = [key for key in published if key not in most]
+    wrong += [key for key in fewest if key not in published]
+    for key, value in published.items():
+        low, high = fewest.get(key, 0.0), most.get(key, 0.0)
+        if not low - 1e-9 <= value <= high + 1e-9:
+            wrong.append(key)
+    return wrong
 
 
 def scrape(url: str) -> tuple[float, float | None, dict[tuple, float]]:
@@ -99,12 +121,6 @@ def scrape(url: str) -> tuple[float, float | None, dict[tuple, float]]:
     return up, last_success, jobs
 
 
-def same(a: dict[tuple, float], b: dict[tuple, float]) -> bool:
-    return a.keys() == b.keys() and all(
-        math.isclose(a[k], b[k], rel_tol=1e-9, abs_tol=1e-9) for k in a
-    )
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -114,19 +130,16 @@ def free_port() -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=180, help="seconds to run")
-    parser.add_argument("--change-every", type=float, default=5, help="seconds per job set")
+    parser.add_argument("--running", type=int, default=300, help="jobs running at once")
+    parser.add_argument("--churn", type=float, default=3, help="jobs finishing (and submitted)/s")
     parser.add_argument("--fault-every", type=float, default=4, help="seconds per fault mode")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    start = int(time.time())
-
-    def version_at(now: float) -> int:
-        return int((now - start) // args.change_every)
-
-    simulator = ApiSimulator(
-        lambda now: job_set(version_at(now), start), credentials={KEY_ID: (SECRET, None)}
-    ).start()
+    churn = Churn(args.churn, args.churn)
+    work = ChurningJobs(args.running, churn, start=time.time(), spread=3000, seed=args.seed)
+    served = ServedLists(work)
+    simulator = ApiSimulator(served, credentials={KEY_ID: (SECRET, None)}).start()
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.yaml"
@@ -176,12 +189,13 @@ def main() -> int:
                 if up != 1 or last_success is None:
                     down += 1
                     continue
-                # The last good poll ran at most `deadline` before it ended: any job set
-                # served in that span is a right answer.
-                versions = range(version_at(last_success - 2.0), version_at(last_success) + 1)
-                if not any(same(jobs, truth(job_set(v, start), last_success)) for v in versions):
+                # The last good poll ran at most its deadline (1.8 s) before it ended.
+                throughout, ever = served.during(last_success - 2.0, last_success + 0.2)
+                fewest, most = totals(throughout, last_success), totals(ever, last_success)
+                bad = outside(jobs, fewest, most)
+                if bad:
                     wrong += 1
-                    print(f"wrong values at {time.time():.1f} (versions {list(versions)})")
+                    print(f"wrong values at {time.time():.1f}: {bad[:3]}")
         finally:
             exporter.send_signal(signal.SIGTERM)
             exporter.wait(10)

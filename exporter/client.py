@@ -280,7 +280,7 @@ class RunningJobsClient:
                     raise
                 await asyncio.sleep(self._backoff(attempt, error.retry_after))
                 continue
-            self.rate.on_success(limited)
+            self.rate.on_success(limited, time.monotonic())
             return replace(page, requests=attempt + 1)
         raise AssertionError("unreachable")
 

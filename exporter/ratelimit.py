@@ -1,11 +1,13 @@
 """The client-side request rate: learned from the service's throttling, shared by a target's polls.
 
 The service's limit is not published and may change, so the rate is found the way TCP finds a
-path's capacity: start polite, double while requests succeed and the rate is what holds them
-back (slow start), then grow by one request a second per second (additive increase); on a
-``Throttling*``/429 answer cut it to ``DECREASE_FACTOR`` of itself (multiplicative decrease, the
-CUBIC beta the AWS SDKs' adaptive retry mode uses). The learned rate lives as long as the
-target's client, so each poll starts where the last one ended.
+path's capacity. Before the first throttle it starts polite and doubles while requests succeed
+and the rate is what holds them back (slow start). A ``Throttling*``/429 answer cuts it to
+``DECREASE_FACTOR`` of itself, and it then grows back along CUBIC's curve, as the AWS SDKs'
+adaptive retry mode does: quickly at first, levelling off at the rate that was throttled (reached
+``K`` seconds after the cut), then probing beyond it ever faster. So a burst of throttling does
+not leave the exporter crawling for minutes. The learned rate lives as long as the target's
+client, so each poll starts where the last one ended.
 """
 
 from __future__ import annotations
@@ -16,37 +18,53 @@ from collections.abc import Callable
 
 INITIAL_RATE = 50.0  # requests/s before anything is learned
 MIN_RATE = 1.0
-DECREASE_FACTOR = 0.7
+DECREASE_FACTOR = 0.7  # CUBIC's beta, as the AWS SDKs use it
+CUBIC_SCALE = 0.4  # CUBIC's C, as the AWS SDKs use it
+MAX_PROBE_STEP_SECONDS = 1.0  # time that counts towards growth between two limited successes
 
 
 class AdaptiveRate:
-    """The current allowed request rate: AIMD with slow start, capped at ``ceiling``."""
+    """The current allowed request rate: slow start, then CUBIC after a throttle; at most
+    ``ceiling``."""
 
     def __init__(self, ceiling: float, initial: float = INITIAL_RATE) -> None:
         self.ceiling = ceiling
         self.rate = min(initial, ceiling)
         self.cuts = 0  # how many times the rate was cut: the limiter restarts its pace on a cut
-        self._slow_start = True
         self._last_cut_at = -1.0
+        self._rate_at_cut: float | None = None  # CUBIC's W_max; None while in slow start
+        self._k = 0.0  # seconds of growth after a cut until the rate is back at W_max
+        self._grown = 0.0  # seconds of growth since the last cut
+        self._last_success_at: float | None = None
 
-    def on_success(self, limited: bool) -> None:
+    def on_success(self, limited: bool, now: float) -> None:
         """A request succeeded; ``limited`` says whether the rate (not concurrency) delayed it.
 
-        A rate that is not what holds requests back is not raised: it would say nothing about
-        what the service accepts (RFC 7661's rule for an application-limited TCP sender).
+        A rate that is not what holds requests back is not raised, and time spent so does not
+        count towards growth: it would say nothing about what the service accepts (RFC 7661's
+        rule for an application-limited TCP sender).
         """
+        since = 0.0 if self._last_success_at is None else now - self._last_success_at
+        self._last_success_at = now
         if not limited:
             return
-        step = 1.0 if self._slow_start else 1.0 / self.rate
-        self.rate = min(self.ceiling, self.rate + step)
+        if self._rate_at_cut is None:
+            self.rate = min(self.ceiling, self.rate + 1.0)
+            return
+        self._grown += min(max(since, 0.0), MAX_PROBE_STEP_SECONDS)
+        cubic = CUBIC_SCALE * (self._grown - self._k) ** 3 + self._rate_at_cut
+        self.rate = min(self.ceiling, max(MIN_RATE, cubic))
 
     def on_throttled(self, scheduled_at: float, now: float) -> None:
         """The service throttled a request scheduled at ``scheduled_at`` (monotonic seconds)."""
         if scheduled_at <= self._last_cut_at:
             return  # scheduled at the old rate: the last cut already answered it
-        self._slow_start = False
+        self._rate_at_cut = self.rate
+        self._k = (self.rate * (1 - DECREASE_FACTOR) / CUBIC_SCALE) ** (1 / 3)
+        self._grown = 0.0
         self.rate = max(MIN_RATE, self.rate * DECREASE_FACTOR)
         self._last_cut_at = now
+        self._last_success_at = now  # growth is counted from the cut
         self.cuts += 1
 
 

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.churn import Churn, ChurningJobs
-from exporter.ratelimit import DECREASE_FACTOR, AdaptiveRate, RateLimiter
+from exporter.ratelimit import CUBIC_SCALE, DECREASE_FACTOR, AdaptiveRate, RateLimiter
 from exporter.simulator import ApiSimulator, Faults
 from tests.exporter_process import ExporterProcess
 
@@ -19,31 +19,49 @@ KEY_ID, SECRET = "LTAIbusy", "busy-secret-value"
 ENV = {"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET}
 
 
+def succeed(rate: AdaptiveRate, start: float, seconds: float, limited: bool = True) -> float:
+    """Limited successes every 0.1 s from ``start`` for ``seconds``; the time after them."""
+    now = start
+    for _ in range(round(seconds * 10)):
+        now += 0.1
+        rate.on_success(limited=limited, now=now)
+    return now
+
+
 def test_the_rate_doubles_in_slow_start_and_is_cut_on_throttling() -> None:
     rate = AdaptiveRate(ceiling=1000.0, initial=50.0)
-    for _ in range(50):
-        rate.on_success(limited=True)
-    assert rate.rate == 100.0  # one more request a second per success: doubles per second
-    rate.on_throttled(scheduled_at=10.0, now=10.1)
+    now = succeed(rate, 0.0, 5.0)
+    assert rate.rate == 100.0  # slow start: one more request a second per success
+    rate.on_throttled(scheduled_at=now, now=now + 0.1)
     assert rate.rate == pytest.approx(100.0 * DECREASE_FACTOR)
-    rate.on_throttled(scheduled_at=10.05, now=10.2)  # sent before the cut: already answered
+    rate.on_throttled(scheduled_at=now + 0.05, now=now + 0.2)  # scheduled before the cut
     assert rate.rate == pytest.approx(70.0)
-    for _ in range(70):
-        rate.on_success(limited=True)
-    assert rate.rate == pytest.approx(71.0, abs=0.01)  # additive: +1/s per second of requests
 
 
-def test_the_rate_is_not_raised_when_it_is_not_what_holds_requests_back() -> None:
+def test_after_a_cut_the_rate_grows_back_along_cubics_curve() -> None:
+    rate = AdaptiveRate(ceiling=1000.0, initial=100.0)
+    rate.on_throttled(scheduled_at=1.0, now=1.0)
+    k = (100.0 * (1 - DECREASE_FACTOR) / CUBIC_SCALE) ** (1 / 3)  # 4.22 s back to 100/s
+    now = succeed(rate, 1.0, 2.0)
+    assert rate.rate == pytest.approx(CUBIC_SCALE * (2.0 - k) ** 3 + 100.0)  # 96.3: quickly
+    succeed(rate, now, 3.0)
+    assert rate.rate == pytest.approx(CUBIC_SCALE * (5.0 - k) ** 3 + 100.0)  # just past 100
+
+
+def test_the_rate_is_not_raised_and_does_not_grow_while_it_holds_nothing_back() -> None:
     rate = AdaptiveRate(ceiling=1000.0, initial=50.0)
-    for _ in range(500):
-        rate.on_success(limited=False)
+    now = succeed(rate, 0.0, 50.0, limited=False)
     assert rate.rate == 50.0
+    rate.on_throttled(scheduled_at=now, now=now)
+    now = succeed(rate, now, 100.0, limited=False)  # idle between polls: no growth
+    succeed(rate, now, 0.1)
+    k = (50.0 * (1 - DECREASE_FACTOR) / CUBIC_SCALE) ** (1 / 3)
+    assert rate.rate == pytest.approx(CUBIC_SCALE * (0.1 - k) ** 3 + 50.0)  # 0.1 s of growth
 
 
 def test_the_rate_stays_within_its_ceiling_and_floor() -> None:
     rate = AdaptiveRate(ceiling=60.0, initial=50.0)
-    for _ in range(100):
-        rate.on_success(limited=True)
+    succeed(rate, 0.0, 10.0)
     assert rate.rate == 60.0
     for n in range(100):
         rate.on_throttled(scheduled_at=float(2 * n + 1), now=float(2 * n + 2))
@@ -137,7 +155,7 @@ def test_the_learned_rate_settles_under_the_services_limit(tmp_path: Path) -> No
         process.stop()
         sim.stop()
     assert values["maxcompute_up"] == 1
-    # AIMD settles in a sawtooth below the limit: cut to 70 % on a throttle, then +1/s a second
-    # (bench/busy_tenant.py measures where it settles; here: learned, and not collapsed).
-    assert 0.3 * 50 <= values["maxcompute_exporter_request_rate"] <= 50.0
+    # CUBIC oscillates about the limit: cut to 70 % on a throttle, back within seconds, then
+    # probing past it (bench/polls.py measures where it settles; here: learned, not collapsed).
+    assert 0.5 * 50 <= values["maxcompute_exporter_request_rate"] <= 1.5 * 50
     assert 0 < sim.state.throttled < 0.1 * sim.state.requests

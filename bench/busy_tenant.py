@@ -22,13 +22,13 @@ import time
 from datetime import date
 
 import httpx
+from exporter.client import RunningJobsClient
+from exporter.signing import Credentials
 
 from exporter.churn import Churn, ChurningJobs
-from exporter.client import RunningJobsClient
 from exporter.collector import ExporterMetrics
 from exporter.config import PollSettings, Target
 from exporter.poller import TargetPoller, poll_window
-from exporter.signing import Credentials
 from exporter.simulator import ApiSimulator, Faults
 from exporter.snapshot import SnapshotStore
 

@@ -48,10 +48,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # so `python bench/run.py` works without an installed package
     sys.path.insert(0, str(ROOT))
 
+from exporter.signing import Credentials  # noqa: E402
+
 from exporter.collector import ExporterMetrics, MetricsRenderer  # noqa: E402
 from exporter.config import PollSettings, Target  # noqa: E402
 from exporter.poller import TargetPoller  # noqa: E402
-from exporter.signing import Credentials  # noqa: E402
 from exporter.simulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET  # noqa: E402
 from exporter.slices import PAGE_SIZE  # noqa: E402
 from exporter.snapshot import SnapshotStore  # noqa: E402

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from exporter.jobs import RunningJob
+from exporter.api.jobs import RunningJob
 from exporter.top_jobs import TopJobs
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from exporter import __version__
+from exporter.api.signing import Credentials
 from exporter.collector import ExporterMetrics, MetricsRenderer
 from exporter.config import (
     Config,
@@ -30,7 +31,6 @@ from exporter.httpserver import ServerLimits
 from exporter.logs import LEVELS, setup_logging
 from exporter.poller import TargetPoller
 from exporter.reload import ConfigReloader
-from exporter.signing import Credentials
 from exporter.simulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, ApiSimulator
 from exporter.snapshot import SnapshotStore
 from exporter.status_page import StatusPage

@@ -38,13 +38,14 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.aggregation import GroupAggregate
+from exporter.api.errors import REASONS
+from exporter.api.jobs import is_renderable
 from exporter.config import Target
-from exporter.errors import REASONS
 from exporter.job_view import TopJobsCollector
-from exporter.jobs import is_renderable
 from exporter.snapshot import SnapshotStore, TargetStatus, is_stale
 
-log = logging.getLogger(__name__)
+# The logger's name is part of every log line (logger=...): it stays as it was published.
+log = logging.getLogger("exporter.collector")
 
 # `_created` series double the self-metrics and no dashboard here reads them.
 disable_created_metrics()

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from exporter.signing import Credentials
+from exporter.api.signing import Credentials
 
 if TYPE_CHECKING:
     from exporter.credentials_config import CredentialSpec
@@ -66,7 +66,7 @@ class Target:
 
     region: str
     endpoint: str
-    # Static keys, or the source to resolve them from (see exporter.credentials).
+    # Static keys, or the source to resolve them from (see exporter.api.credentials).
     credentials: Credentials | CredentialSpec
     quotas: tuple[str, ...] = ()
     owners: tuple[str, ...] = ()

@@ -2,7 +2,7 @@
 
 Nothing here contacts a service. Static keys (``access_key``, ``sts``, or the environment's
 AccessKey) become ``Credentials`` at once; every other source becomes a ``CredentialSpec``,
-turned into a live source by ``exporter.credentials`` when the exporter starts polling.
+turned into a live source by ``exporter.api.credentials`` when the exporter starts polling.
 An error never echoes a value from this block: any of them may be a secret.
 """
 
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from exporter.api.signing import Credentials
 from exporter.config import ConfigError, non_empty_string, parse_duration
-from exporter.signing import Credentials
 
 ENV_ACCESS_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ENV_ACCESS_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"

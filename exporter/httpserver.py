@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import MappingProxyType
 
-log = logging.getLogger(__name__)
+# The logger's name is part of every log line (logger=...): it stays as it was published.
+log = logging.getLogger("exporter.httpserver")
 
 TOKEN_CHARACTERS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
 

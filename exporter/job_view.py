@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from exporter.api.jobs import RunningJob
 from exporter.config import Target
-from exporter.jobs import RunningJob
 from exporter.snapshot import SnapshotStore, is_stale
 
 

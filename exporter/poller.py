@@ -14,15 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporter.aggregation import AggregateResult, aggregate
-from exporter.client import RunningJobsClient
+from exporter.api.client import RunningJobsClient
+from exporter.api.errors import REASONS, ApiError
 from exporter.collector import ExporterMetrics, target_label_values
 from exporter.config import PollSettings, Target
-from exporter.errors import REASONS, ApiError
 from exporter.slices import TimeSlice, arrival_rate, plan_from_seen, slide_plan
 from exporter.snapshot import PollFailure, Snapshot, SnapshotStore
 from exporter.window_read import WindowRead, WindowReader
 
-log = logging.getLogger(__name__)
+# The logger's name is part of every log line (logger=...): it stays as it was published.
+log = logging.getLogger("exporter.poller")
 
 
 def poll_window(now: float, window: float) -> TimeSlice:

@@ -22,7 +22,8 @@ from exporter.poller import TargetPoller
 from exporter.scheduling import PollScheduler
 from exporter.webconfig import WebConfig
 
-log = logging.getLogger(__name__)
+# The logger's name is part of every log line (logger=...): it stays as it was published.
+log = logging.getLogger("exporter.reload")
 
 
 class RunningExporter(Protocol):

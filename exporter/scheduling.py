@@ -16,7 +16,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from exporter.poller import TargetPoller
 
-log = logging.getLogger(__name__)
+# The logger's name is part of every log line (logger=...): it stays as it was published.
+log = logging.getLogger("exporter.scheduling")
 
 
 async def run_poll(poller: TargetPoller, in_flight: set[asyncio.Task] | None = None) -> None:

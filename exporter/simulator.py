@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
-from exporter.signing import ALGORITHM, signature
+from exporter.api.signing import ALGORITHM, signature
 from exporter.web import QuietThreadingHTTPServer
 
 PATH = "/api/v1/jobs/runningJobs"

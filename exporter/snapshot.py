@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from exporter.aggregation import GroupAggregate, GroupKey
+from exporter.api.jobs import RunningJob
 from exporter.config import Target
-from exporter.jobs import RunningJob
 
 
 @dataclass(frozen=True, slots=True)

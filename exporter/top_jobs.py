@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
-from exporter.jobs import RunningJob
+from exporter.api.jobs import RunningJob
 
 
 @dataclass(frozen=True, slots=True)

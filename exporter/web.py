@@ -21,7 +21,8 @@ from exporter.basicauth import BasicAuth
 from exporter.httpserver import BoundedHTTPServer, Request, Response, ServerLimits, plain
 from exporter.webconfig import WebConfig
 
-log = logging.getLogger(__name__)
+# The logger's name is part of every log line (logger=...): it stays as it was published.
+log = logging.getLogger("exporter.web")
 
 # The classic text format is what the exposition is written in (and what every Prometheus reads).
 EXPOSITION_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -18,8 +18,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
-from exporter.errors import ApiError
-from exporter.jobs import RunningJob
+from exporter.api.errors import ApiError
+from exporter.api.jobs import RunningJob
 from exporter.slices import (
     PAGE_SIZE,
     TimeSlice,

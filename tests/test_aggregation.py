@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from exporter.aggregation import GroupAggregate, GroupKey, aggregate, clamp_progress
-from exporter.jobs import RunningJob, parse_job
+from exporter.api.jobs import RunningJob, parse_job
 from tests.conftest import NOW, job_record
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.api.ratelimit import DECREASE_FACTOR, AdaptiveRate
 from exporter.churn import Churn, ChurningJobs
-from exporter.ratelimit import DECREASE_FACTOR, AdaptiveRate
 from exporter.simulator import ApiSimulator, Faults
 from tests.exporter_process import ExporterProcess
 

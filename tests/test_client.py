@@ -10,11 +10,11 @@ import httpx
 import pytest
 import respx
 
-from exporter.client import RunningJobsClient
+from exporter.api.client import RunningJobsClient
+from exporter.api.errors import ApiError
+from exporter.api.jobs import RunningJob
+from exporter.api.signing import authorization
 from exporter.config import PollSettings
-from exporter.errors import ApiError
-from exporter.jobs import RunningJob
-from exporter.signing import authorization
 from exporter.slices import PAGE_SIZE, TimeSlice
 from exporter.window_read import WindowReader
 from tests.conftest import NOW, job_record, make_target, many_records
@@ -148,7 +148,7 @@ async def test_every_request_carries_a_valid_signature_and_a_fresh_nonce(
 
 
 async def test_sts_token_is_sent_and_signed(settings: PollSettings) -> None:
-    from exporter.signing import Credentials
+    from exporter.api.signing import Credentials
 
     target = make_target(credentials=Credentials("STS.id", "sts-secret", "token/with=chars"))
     api = FakeApi([])
@@ -302,7 +302,7 @@ async def test_a_failing_later_page_fails_the_whole_fetch(settings: PollSettings
 
 
 async def test_an_oversized_body_is_refused(settings: PollSettings, monkeypatch) -> None:
-    monkeypatch.setattr("exporter.client.MAX_BODY_BYTES", 1000)
+    monkeypatch.setattr("exporter.api.client.MAX_BODY_BYTES", 1000)
     body = envelope(many_records(20), 20)
     with pytest.raises(ApiError) as caught:
         await fetch(responder(200, body), settings)

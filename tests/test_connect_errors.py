@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from exporter.connect_errors import describe_transport_error
+from exporter.api.connect_errors import describe_transport_error
 
 UNRESOLVABLE = "maxcompute.cn-hangzou.invalid"  # RFC 6761: .invalid never resolves
 

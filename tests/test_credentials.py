@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from alibabacloud_credentials.provider.refreshable import Credentials as PackageCredentials
 
-from exporter.client import RunningJobsClient
-from exporter.config import PollSettings
-from exporter.credentials import (
+from exporter.api.client import RunningJobsClient
+from exporter.api.credentials import (
     CredentialsError,
     Lease,
     RenewingCredentials,
@@ -26,8 +25,9 @@ from exporter.credentials import (
     safe_message,
     usable,
 )
+from exporter.api.signing import Credentials
+from exporter.config import PollSettings
 from exporter.credentials_config import CredentialSpec
-from exporter.signing import Credentials
 from exporter.simulator import ApiSimulator
 from exporter.slices import TimeSlice
 from exporter.sts_simulator import CredentialServer, StsIssuer

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from exporter.aggregation import GroupAggregate, aggregate
+from exporter.api.jobs import parse_job
 from exporter.demo_workload import (
     CYCLE_SECONDS,
     DEMO_PROJECTS,
@@ -18,7 +19,6 @@ from exporter.demo_workload import (
     phased_workload,
     quota_level,
 )
-from exporter.jobs import parse_job
 from exporter.simulator import Faults
 from tests.exporter_process import promtool
 

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.api.signing import Credentials
 from exporter.collector import ExporterMetrics, MetricsRenderer
 from exporter.config import PollSettings
 from exporter.credentials_config import CredentialSpec
 from exporter.poller import TargetPoller
-from exporter.signing import Credentials
 from exporter.simulator import ApiSimulator, Faults
 from exporter.snapshot import SnapshotStore
 from tests.conftest import job_record, make_target

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from exporter.api.signing import Credentials
 from exporter.collector import ExporterMetrics
 from exporter.config import PollSettings, Target
 from exporter.poller import TargetPoller
-from exporter.signing import Credentials
 from exporter.snapshot import SnapshotStore
 from tests.exporter_process import run_exporter
 

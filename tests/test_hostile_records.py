@@ -9,8 +9,8 @@ import pytest
 from prometheus_client.registry import Collector
 
 from exporter.aggregation import aggregate
+from exporter.api.jobs import MAX_SNAPSHOT_SHARE, parse_job
 from exporter.collector import ExporterMetrics, MetricsRenderer
-from exporter.jobs import MAX_SNAPSHOT_SHARE, parse_job
 from exporter.simulator import ApiSimulator
 from exporter.snapshot import Snapshot, SnapshotStore
 from tests.conftest import NOW, job_record, make_target

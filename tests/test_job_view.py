@@ -12,9 +12,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.aggregation import JobAggregator, aggregate
+from exporter.api.jobs import RunningJob, parse_job
 from exporter.collector import ExporterMetrics, MetricsRenderer
 from exporter.config import ConfigError, MetricsSettings, load_config, parse_config
-from exporter.jobs import RunningJob, parse_job
 from exporter.simulator import ApiSimulator
 from exporter.snapshot import Snapshot, SnapshotStore
 from exporter.top_jobs import TopJobs

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.signing import Credentials, authorization, canonical_query, sign_request
+from exporter.api.signing import Credentials, authorization, canonical_query, sign_request
 
 VECTORS_FILE = Path(__file__).resolve().parent / "data" / "signing-vectors.json"
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from exporter.client import RunningJobsClient
+from exporter.api.client import RunningJobsClient
+from exporter.api.signing import Credentials, canonical_query, sign_request
 from exporter.config import PollSettings
-from exporter.signing import Credentials, canonical_query, sign_request
 from exporter.simulator import ApiSimulator, Faults, demo_workload
 from exporter.slices import TimeSlice
 from tests.conftest import NOW, job_record, make_target

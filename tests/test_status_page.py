@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from exporter.aggregation import aggregate
-from exporter.jobs import parse_job
+from exporter.api.jobs import parse_job
 from exporter.simulator import ApiSimulator
 from exporter.snapshot import PollFailure, Snapshot, SnapshotStore
 from exporter.status_page import StatusPage

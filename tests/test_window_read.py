@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from exporter.errors import ApiError
-from exporter.jobs import RunningJob
+from exporter.api.errors import ApiError
+from exporter.api.jobs import RunningJob
 from exporter.poller import ReadPlan
 from exporter.slices import PAGE_SIZE, TimeSlice
 from exporter.window_read import Page, WindowRead, WindowReader

@@ -32,10 +32,11 @@ from alibabacloud_credentials.provider import (
 )
 from alibabacloud_credentials_api import ICredentials, ICredentialsProvider
 
+from exporter.api.signing import Credentials
 from exporter.credentials_config import CredentialSpec
-from exporter.signing import Credentials
 
-log = logging.getLogger(__name__)
+# The logger's name is part of every log line (logger=...): it stays as it was published.
+log = logging.getLogger("exporter.credentials")
 
 # The package logs through its own stderr handler, and its error texts carry response bodies
 # that may hold secrets: failures are logged here instead, sanitised.

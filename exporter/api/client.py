@@ -18,13 +18,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from exporter.api.connect_errors import describe_transport_error
+from exporter.api.credentials import CredentialsError, credential_provider
+from exporter.api.errors import ApiError
+from exporter.api.jobs import parse_job
+from exporter.api.ratelimit import AdaptiveRate, RateLimiter
+from exporter.api.signing import canonical_query, sign_request
 from exporter.config import PollSettings, Target
-from exporter.connect_errors import describe_transport_error
-from exporter.credentials import CredentialsError, credential_provider
-from exporter.errors import ApiError
-from exporter.jobs import parse_job
-from exporter.ratelimit import AdaptiveRate, RateLimiter
-from exporter.signing import canonical_query, sign_request
 from exporter.slices import PAGE_SIZE, TimeSlice
 from exporter.window_read import Page
 

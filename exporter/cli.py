@@ -15,7 +15,6 @@ from typing import NoReturn
 
 from exporter import __version__
 from exporter.api.signing import Credentials
-from exporter.collector import ExporterMetrics, MetricsRenderer
 from exporter.config import (
     Config,
     ConfigError,
@@ -25,17 +24,18 @@ from exporter.config import (
     load_config,
 )
 from exporter.config_advice import config_warnings
-from exporter.demo_workload import DemoFaults, phased_workload
+from exporter.demo.simulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, ApiSimulator
+from exporter.demo.workload import DemoFaults, phased_workload
 from exporter.effective_config import render_effective_settings
-from exporter.httpserver import ServerLimits
 from exporter.logs import LEVELS, setup_logging
-from exporter.poller import TargetPoller
+from exporter.metrics.collector import ExporterMetrics, MetricsRenderer
+from exporter.polling.poller import TargetPoller
+from exporter.polling.snapshot import SnapshotStore
 from exporter.reload import ConfigReloader
-from exporter.simulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, ApiSimulator
-from exporter.snapshot import SnapshotStore
-from exporter.status_page import StatusPage
-from exporter.web import ExporterHTTPServer, parse_listen_address
-from exporter.webconfig import WebConfig, load_web_config
+from exporter.web.httpserver import ServerLimits
+from exporter.web.server import ExporterHTTPServer, parse_listen_address
+from exporter.web.status_page import StatusPage
+from exporter.web.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger("exporter")
 

@@ -18,9 +18,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from exporter.config import Config, ConfigError
-from exporter.poller import TargetPoller
-from exporter.scheduling import PollScheduler
-from exporter.webconfig import WebConfig
+from exporter.polling.poller import TargetPoller
+from exporter.polling.scheduling import PollScheduler
+from exporter.web.webconfig import WebConfig
 
 # The logger's name is part of every log line (logger=...): it stays as it was published.
 log = logging.getLogger("exporter.reload")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from exporter.aggregation import GroupAggregate, GroupKey, aggregate, clamp_progress
 from exporter.api.jobs import RunningJob, parse_job
+from exporter.polling.aggregation import GroupAggregate, GroupKey, aggregate, clamp_progress
 from tests.conftest import NOW, job_record
 
 

@@ -9,8 +9,8 @@ import bcrypt
 import httpx
 import pytest
 
-from exporter.basicauth import BasicAuth
-from exporter.webconfig import WebConfig
+from exporter.web.basicauth import BasicAuth
+from exporter.web.webconfig import WebConfig
 from tests.exporter_process import run_exporter
 from tests.test_web_server import StaticExposition, running_server
 

@@ -11,8 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.api.ratelimit import DECREASE_FACTOR, AdaptiveRate
-from exporter.churn import Churn, ChurningJobs
-from exporter.simulator import ApiSimulator, Faults
+from exporter.demo.churn import Churn, ChurningJobs
+from exporter.demo.simulator import ApiSimulator, Faults
 from tests.exporter_process import ExporterProcess
 
 KEY_ID, SECRET = "LTAIbusy", "busy-secret-value"

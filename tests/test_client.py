@@ -15,8 +15,8 @@ from exporter.api.errors import ApiError
 from exporter.api.jobs import RunningJob
 from exporter.api.signing import authorization
 from exporter.config import PollSettings
-from exporter.slices import PAGE_SIZE, TimeSlice
-from exporter.window_read import WindowReader
+from exporter.polling.slices import PAGE_SIZE, TimeSlice
+from exporter.polling.window_read import WindowReader
 from tests.conftest import NOW, job_record, make_target, many_records
 
 URL = "https://maxcompute.cn-hangzhou.aliyuncs.com/api/v1/jobs/runningJobs"

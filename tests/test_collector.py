@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.aggregation import aggregate
 from exporter.api.errors import REASONS
 from exporter.api.jobs import parse_job
-from exporter.collector import ExporterMetrics, JobMetricsCollector, MetricsRenderer
-from exporter.snapshot import Snapshot, SnapshotStore
+from exporter.metrics.collector import ExporterMetrics, JobMetricsCollector, MetricsRenderer
+from exporter.polling.aggregation import aggregate
+from exporter.polling.snapshot import Snapshot, SnapshotStore
 from tests.conftest import NOW, job_record, make_target
 
 PROD = make_target(labels=(("account", "prod"),))

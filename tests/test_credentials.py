@@ -28,10 +28,10 @@ from exporter.api.credentials import (
 from exporter.api.signing import Credentials
 from exporter.config import PollSettings
 from exporter.credentials_config import CredentialSpec
-from exporter.simulator import ApiSimulator
-from exporter.slices import TimeSlice
-from exporter.sts_simulator import CredentialServer, StsIssuer
-from exporter.window_read import WindowReader
+from exporter.demo.simulator import ApiSimulator
+from exporter.demo.sts_simulator import CredentialServer, StsIssuer
+from exporter.polling.slices import TimeSlice
+from exporter.polling.window_read import WindowReader
 from tests.conftest import job_record, make_target
 
 ROLE = "acs:ram::1000000000000000:role/maxcompute-exporter"

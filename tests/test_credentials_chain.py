@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.simulator import ApiSimulator
-from exporter.sts_simulator import CredentialServer, StsIssuer
+from exporter.demo.simulator import ApiSimulator
+from exporter.demo.sts_simulator import CredentialServer, StsIssuer
 from tests.conftest import job_record
 from tests.exporter_process import ROOT, ExporterProcess
 

@@ -16,8 +16,8 @@ import pytest
 
 from exporter.config import PollSettings
 from exporter.credentials_config import CredentialSpec
-from exporter.simulator import ApiSimulator
-from exporter.sts_simulator import CredentialServer, StsIssuer
+from exporter.demo.simulator import ApiSimulator
+from exporter.demo.sts_simulator import CredentialServer, StsIssuer
 from tests.test_faults import JOBS, TRUTH, Stack
 
 LIFETIME_SECONDS = 4

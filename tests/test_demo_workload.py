@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from exporter.aggregation import GroupAggregate, aggregate
 from exporter.api.jobs import parse_job
-from exporter.demo_workload import (
+from exporter.demo.simulator import Faults
+from exporter.demo.workload import (
     CYCLE_SECONDS,
     DEMO_PROJECTS,
     DEMO_QUOTAS,
@@ -19,7 +19,7 @@ from exporter.demo_workload import (
     phased_workload,
     quota_level,
 )
-from exporter.simulator import Faults
+from exporter.polling.aggregation import GroupAggregate, aggregate
 from tests.exporter_process import promtool
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.demo_workload import phased_workload
-from exporter.simulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, ApiSimulator
+from exporter.demo.simulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, ApiSimulator
+from exporter.demo.workload import phased_workload
 from tests.alertmanager_process import Alertmanager
 from tests.exporter_process import ExporterProcess
 from tests.test_deploy_live_prometheus import RULES, Prometheus, result_of, wait_for

@@ -31,7 +31,7 @@ import httpx
 import pytest
 import yaml
 
-from exporter.demo_workload import DEMO_PROJECTS
+from exporter.demo.workload import DEMO_PROJECTS
 from tests.exporter_process import ExporterProcess, free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,12 +11,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.api.signing import Credentials
-from exporter.collector import ExporterMetrics, MetricsRenderer
 from exporter.config import PollSettings
 from exporter.credentials_config import CredentialSpec
-from exporter.poller import TargetPoller
-from exporter.simulator import ApiSimulator, Faults
-from exporter.snapshot import SnapshotStore
+from exporter.demo.simulator import ApiSimulator, Faults
+from exporter.metrics.collector import ExporterMetrics, MetricsRenderer
+from exporter.polling.poller import TargetPoller
+from exporter.polling.snapshot import SnapshotStore
 from tests.conftest import job_record, make_target
 
 KEY = Credentials("LTAIfaults", "faults-secret")
@@ -323,7 +323,7 @@ async def test_the_web_server_answers_while_a_poll_hangs(simulator: ApiSimulator
 
     import httpx
 
-    from exporter.web import ExporterHTTPServer
+    from exporter.web.server import ExporterHTTPServer
 
     simulator.set_faults(Faults(latency=1.0))
     settings = PollSettings(

@@ -19,10 +19,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from exporter.api.signing import Credentials
-from exporter.collector import ExporterMetrics
 from exporter.config import PollSettings, Target
-from exporter.poller import TargetPoller
-from exporter.snapshot import SnapshotStore
+from exporter.metrics.collector import ExporterMetrics
+from exporter.polling.poller import TargetPoller
+from exporter.polling.snapshot import SnapshotStore
 from tests.exporter_process import run_exporter
 
 KEY = Credentials("LTAIhostile", "hostile-secret")

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.registry import Collector
 
-from exporter.aggregation import aggregate
 from exporter.api.jobs import MAX_SNAPSHOT_SHARE, parse_job
-from exporter.collector import ExporterMetrics, MetricsRenderer
-from exporter.simulator import ApiSimulator
-from exporter.snapshot import Snapshot, SnapshotStore
+from exporter.demo.simulator import ApiSimulator
+from exporter.metrics.collector import ExporterMetrics, MetricsRenderer
+from exporter.polling.aggregation import aggregate
+from exporter.polling.snapshot import Snapshot, SnapshotStore
 from tests.conftest import NOW, job_record, make_target
 from tests.test_faults import JOBS, KEY, Stack
 from tests.test_faults import NOW as REAL_NOW

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.simulator import ApiSimulator, Faults
+from exporter.demo.simulator import ApiSimulator, Faults
 from tests.conftest import job_record
 from tests.exporter_process import ExporterProcess, free_port, promtool, run_exporter
 from tests.metric_contract import CONTRACT_METRICS, PER_JOB_METRICS

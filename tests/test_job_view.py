@@ -11,13 +11,13 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.aggregation import JobAggregator, aggregate
 from exporter.api.jobs import RunningJob, parse_job
-from exporter.collector import ExporterMetrics, MetricsRenderer
 from exporter.config import ConfigError, MetricsSettings, load_config, parse_config
-from exporter.simulator import ApiSimulator
-from exporter.snapshot import Snapshot, SnapshotStore
-from exporter.top_jobs import TopJobs
+from exporter.demo.simulator import ApiSimulator
+from exporter.metrics.collector import ExporterMetrics, MetricsRenderer
+from exporter.polling.aggregation import JobAggregator, aggregate
+from exporter.polling.snapshot import Snapshot, SnapshotStore
+from exporter.polling.top_jobs import TopJobs
 from tests.conftest import NOW, job_record, make_target
 from tests.exporter_process import promtool, run_exporter
 

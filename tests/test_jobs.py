@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.aggregation import aggregate
 from exporter.api.client import parse_page
 from exporter.api.errors import ApiError
 from exporter.api.jobs import parse_job
+from exporter.polling.aggregation import aggregate
 from tests.conftest import NOW, job_record
 
 GOOD = job_record("job-1", submitted=NOW - 600, running=NOW - 300)

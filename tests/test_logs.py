@@ -11,10 +11,10 @@ import httpx
 import pytest
 import respx
 
-from exporter.collector import ExporterMetrics
 from exporter.logs import MAX_FIELD_CHARACTERS, JsonFormatter, LogfmtFormatter, safe_text
-from exporter.poller import TargetPoller
-from exporter.snapshot import SnapshotStore
+from exporter.metrics.collector import ExporterMetrics
+from exporter.polling.poller import TargetPoller
+from exporter.polling.snapshot import SnapshotStore
 from tests.conftest import make_target
 
 URL = "https://maxcompute.cn-hangzhou.aliyuncs.com/api/v1/jobs/runningJobs"

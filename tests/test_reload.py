@@ -12,7 +12,7 @@ import bcrypt
 import httpx
 import pytest
 
-from exporter.simulator import ApiSimulator
+from exporter.demo.simulator import ApiSimulator
 from tests.exporter_process import ExporterProcess
 from tests.test_integration import ENV, JOBS, KEY_ID, SECRET
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from exporter.scheduling import PollScheduler
+from exporter.polling.scheduling import PollScheduler
 from tests.conftest import make_target
 
 

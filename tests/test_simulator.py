@@ -12,8 +12,8 @@ import pytest
 from exporter.api.client import RunningJobsClient
 from exporter.api.signing import Credentials, canonical_query, sign_request
 from exporter.config import PollSettings
-from exporter.simulator import ApiSimulator, Faults, demo_workload
-from exporter.slices import TimeSlice
+from exporter.demo.simulator import ApiSimulator, Faults, demo_workload
+from exporter.polling.slices import TimeSlice
 from tests.conftest import NOW, job_record, make_target
 
 KEY = Credentials("LTAIsim", "sim-secret")

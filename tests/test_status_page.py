@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from exporter.aggregation import aggregate
 from exporter.api.jobs import parse_job
-from exporter.simulator import ApiSimulator
-from exporter.snapshot import PollFailure, Snapshot, SnapshotStore
-from exporter.status_page import StatusPage
+from exporter.demo.simulator import ApiSimulator
+from exporter.polling.aggregation import aggregate
+from exporter.polling.snapshot import PollFailure, Snapshot, SnapshotStore
+from exporter.web.status_page import StatusPage
 from tests.conftest import NOW, job_record, make_target
 from tests.exporter_process import ExporterProcess
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from exporter.api.signing import Credentials
-from exporter.simulator import ApiSimulator
-from exporter.sts_simulator import CredentialServer, StsIssuer, rpc_signature
+from exporter.demo.simulator import ApiSimulator
+from exporter.demo.sts_simulator import CredentialServer, StsIssuer, rpc_signature
 from tests.test_simulator import request
 
 

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.httpserver import ServerLimits, parse_head
-from exporter.web import ExporterHTTPServer, accepts_gzip
-from exporter.webconfig import WebConfig
+from exporter.web.httpserver import ServerLimits, parse_head
+from exporter.web.server import ExporterHTTPServer, accepts_gzip
+from exporter.web.webconfig import WebConfig
 from tests.exporter_process import run_exporter
 
 BODY = b"# HELP up Up.\n# TYPE up gauge\nup 1.0\n"

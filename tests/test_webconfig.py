@@ -11,9 +11,9 @@ import bcrypt
 import httpx
 import pytest
 
-from exporter.basicauth import BasicAuth
 from exporter.config import ConfigError
-from exporter.webconfig import load_web_config
+from exporter.web.basicauth import BasicAuth
+from exporter.web.webconfig import load_web_config
 from tests.exporter_process import ExporterProcess, run_exporter
 
 PASSWORD = "scrape-password"

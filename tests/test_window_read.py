@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from exporter.api.errors import ApiError
 from exporter.api.jobs import RunningJob
-from exporter.poller import ReadPlan
-from exporter.slices import PAGE_SIZE, TimeSlice
-from exporter.window_read import Page, WindowRead, WindowReader
+from exporter.polling.poller import ReadPlan
+from exporter.polling.slices import PAGE_SIZE, TimeSlice
+from exporter.polling.window_read import Page, WindowRead, WindowReader
 
 WINDOW = TimeSlice(100_000, 200_000)
 

@@ -25,8 +25,8 @@ from exporter.api.jobs import parse_job
 from exporter.api.ratelimit import AdaptiveRate, RateLimiter
 from exporter.api.signing import canonical_query, sign_request
 from exporter.config import PollSettings, Target
-from exporter.slices import PAGE_SIZE, TimeSlice
-from exporter.window_read import Page
+from exporter.polling.slices import PAGE_SIZE, TimeSlice
+from exporter.polling.window_read import Page
 
 PATH = "/api/v1/jobs/runningJobs"
 ACTION = "GetRunningJobs"

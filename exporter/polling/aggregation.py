@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from exporter.api.jobs import RunningJob
-from exporter.top_jobs import TopJobs
+from exporter.polling.top_jobs import TopJobs
 
 
 @dataclass(frozen=True, slots=True, order=True)

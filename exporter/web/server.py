@@ -10,16 +10,14 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from http.server import ThreadingHTTPServer
 from typing import Protocol
 
 from exporter import __version__
-from exporter.basicauth import BasicAuth
-from exporter.httpserver import BoundedHTTPServer, Request, Response, ServerLimits, plain
-from exporter.webconfig import WebConfig
+from exporter.web.basicauth import BasicAuth
+from exporter.web.httpserver import BoundedHTTPServer, Request, Response, ServerLimits, plain
+from exporter.web.webconfig import WebConfig
 
 # The logger's name is part of every log line (logger=...): it stays as it was published.
 log = logging.getLogger("exporter.web")
@@ -95,20 +93,6 @@ def landing_page(telemetry_path: str) -> bytes:
         '<li><a href="/healthz">Health</a></li>\n<li><a href="/ready">Readiness</a></li></ul>\n'
         "</body></html>\n"
     ).encode()
-
-
-class QuietThreadingHTTPServer(ThreadingHTTPServer):
-    """A thread per request, a deep accept queue, and no traceback for a client that left."""
-
-    daemon_threads = True
-    # Prometheus scrapes from several replicas at once; a deeper accept queue absorbs bursts.
-    request_queue_size = 128
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        # A client that hung up mid-response (a timed-out poll or scrape) is not an error.
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
 
 
 class ExporterHTTPServer(BoundedHTTPServer):

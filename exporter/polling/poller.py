@@ -13,14 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporter.aggregation import AggregateResult, aggregate
 from exporter.api.client import RunningJobsClient
 from exporter.api.errors import REASONS, ApiError
-from exporter.collector import ExporterMetrics, target_label_values
 from exporter.config import PollSettings, Target
-from exporter.slices import TimeSlice, arrival_rate, plan_from_seen, slide_plan
-from exporter.snapshot import PollFailure, Snapshot, SnapshotStore
-from exporter.window_read import WindowRead, WindowReader
+from exporter.metrics.collector import ExporterMetrics, target_label_values
+from exporter.polling.aggregation import AggregateResult, aggregate
+from exporter.polling.slices import TimeSlice, arrival_rate, plan_from_seen, slide_plan
+from exporter.polling.snapshot import PollFailure, Snapshot, SnapshotStore
+from exporter.polling.window_read import WindowRead, WindowReader
 
 # The logger's name is part of every log line (logger=...): it stays as it was published.
 log = logging.getLogger("exporter.poller")

@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 
 from exporter.api.jobs import RunningJob
 from exporter.config import Target
-from exporter.snapshot import SnapshotStore, is_stale
+from exporter.polling.snapshot import SnapshotStore, is_stale
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ connections and malformed records. Used by the tests, the benchmarks and ``--dem
 
 Run on its own::
 
-    python -m exporter.simulator --listen 127.0.0.1:18080 --demo-jobs 300
+    python -m exporter.demo.simulator --listen 127.0.0.1:18080 --demo-jobs 300
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
 from exporter.api.signing import ALGORITHM, signature
-from exporter.web import QuietThreadingHTTPServer
+from exporter.demo.threading_server import QuietThreadingHTTPServer
 
 PATH = "/api/v1/jobs/runningJobs"
 DEMO_ACCESS_KEY_ID = "LTAI-simulator-demo"
@@ -462,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             jobs: JobSource | list[dict] = json.load(handle)
     else:
         # Imported here: the demo workload is built on this module.
-        from exporter.demo_workload import phased_workload
+        from exporter.demo.workload import phased_workload
 
         jobs = phased_workload(time.time(), jobs_per_quota=max(1, args.demo_jobs // 3))
     faults = replace(

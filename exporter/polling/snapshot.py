@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
-from exporter.aggregation import GroupAggregate, GroupKey
 from exporter.api.jobs import RunningJob
 from exporter.config import Target
+from exporter.polling.aggregation import GroupAggregate, GroupKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,7 @@ class Snapshot:
     groups: Mapping[GroupKey, GroupAggregate]
     jobs: int
     completed_at: float
-    # The per-job view's jobs (empty when it is off), see ``exporter.top_jobs``.
+    # The per-job view's jobs (empty when it is off), see ``exporter.polling.top_jobs``.
     top_jobs: tuple[RunningJob, ...] = ()
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from exporter.poller import TargetPoller
+from exporter.polling.poller import TargetPoller
 
 # The logger's name is part of every log line (logger=...): it stays as it was published.
 log = logging.getLogger("exporter.scheduling")

@@ -37,12 +37,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.aggregation import GroupAggregate
 from exporter.api.errors import REASONS
 from exporter.api.jobs import is_renderable
 from exporter.config import Target
-from exporter.job_view import TopJobsCollector
-from exporter.snapshot import SnapshotStore, TargetStatus, is_stale
+from exporter.metrics.job_view import TopJobsCollector
+from exporter.polling.aggregation import GroupAggregate
+from exporter.polling.snapshot import SnapshotStore, TargetStatus, is_stale
 
 # The logger's name is part of every log line (logger=...): it stays as it was published.
 log = logging.getLogger("exporter.collector")

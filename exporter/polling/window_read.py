@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from exporter.api.errors import ApiError
 from exporter.api.jobs import RunningJob
-from exporter.slices import (
+from exporter.polling.slices import (
     PAGE_SIZE,
     TimeSlice,
     estimate_points,

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, quote_plus, urlsplit
 
-from exporter.simulator import SimulatorState
-from exporter.web import QuietThreadingHTTPServer
+from exporter.demo.simulator import SimulatorState
+from exporter.demo.threading_server import QuietThreadingHTTPServer
 
 ECS_ROLE_PATH = "/latest/meta-data/ram/security-credentials/"
 ECS_TOKEN_PATH = "/latest/api/token"

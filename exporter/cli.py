@@ -14,19 +14,19 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from exporter import __version__
-from exporter.api.signing import Credentials
 from exporter.config import (
     Config,
     ConfigError,
+    Credentials,
     MetricsSettings,
     PollSettings,
     Target,
     load_config,
 )
-from exporter.config_advice import config_warnings
+from exporter.config.advice import config_warnings
+from exporter.config.effective import render_effective_settings
 from exporter.demo.simulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, ApiSimulator
 from exporter.demo.workload import DemoFaults, phased_workload
-from exporter.effective_config import render_effective_settings
 from exporter.logs import LEVELS, setup_logging
 from exporter.metrics.collector import ExporterMetrics, MetricsRenderer
 from exporter.polling.poller import TargetPoller

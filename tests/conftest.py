@@ -14,8 +14,7 @@ os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
 
 import pytest
 
-from exporter.api.signing import Credentials
-from exporter.config import PollSettings, Target
+from exporter.config import Credentials, PollSettings, Target
 
 NOW = 1_764_028_800  # 2026-11-25T00:00:00Z
 TEST_CREDENTIALS = Credentials("LTAI-test-key", "test-secret-never-shown")

@@ -148,7 +148,7 @@ async def test_every_request_carries_a_valid_signature_and_a_fresh_nonce(
 
 
 async def test_sts_token_is_sent_and_signed(settings: PollSettings) -> None:
-    from exporter.api.signing import Credentials
+    from exporter.config import Credentials
 
     target = make_target(credentials=Credentials("STS.id", "sts-secret", "token/with=chars"))
     api = FakeApi([])

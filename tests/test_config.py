@@ -7,9 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.api.signing import Credentials
-from exporter.config import ConfigError, PollSettings, load_config, parse_config, parse_duration
-from exporter.credentials_config import CredentialSpec
+from exporter.config import (
+    ConfigError,
+    Credentials,
+    PollSettings,
+    load_config,
+    parse_config,
+    parse_duration,
+)
+from exporter.config.credentials import CredentialSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {

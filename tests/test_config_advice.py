@@ -9,12 +9,12 @@ import pytest
 import yaml
 
 from exporter.config import PollSettings, format_duration, parse_config, parse_duration
-from exporter.config_advice import (
+from exporter.config.advice import (
     MAXCOMPUTE_REGIONS,
     config_warnings,
     nearest_region,
 )
-from exporter.effective_config import render_effective_settings
+from exporter.config.effective import render_effective_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI5tEnvKey", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s3cr3t"}

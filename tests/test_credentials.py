@@ -25,9 +25,8 @@ from exporter.api.credentials import (
     safe_message,
     usable,
 )
-from exporter.api.signing import Credentials
-from exporter.config import PollSettings
-from exporter.credentials_config import CredentialSpec
+from exporter.config import Credentials, PollSettings
+from exporter.config.credentials import CredentialSpec
 from exporter.demo.simulator import ApiSimulator
 from exporter.demo.sts_simulator import CredentialServer, StsIssuer
 from exporter.polling.slices import TimeSlice

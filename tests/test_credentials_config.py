@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.api.signing import Credentials
-from exporter.config import ConfigError, parse_config
-from exporter.credentials_config import CredentialSpec
+from exporter.config import ConfigError, Credentials, parse_config
+from exporter.config.credentials import CredentialSpec
 from tests.exporter_process import run_exporter
 
 ROLE = "acs:ram::1000000000000000:role/maxcompute-exporter"

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from exporter.config import PollSettings
-from exporter.credentials_config import CredentialSpec
+from exporter.config.credentials import CredentialSpec
 from exporter.demo.simulator import ApiSimulator
 from exporter.demo.sts_simulator import CredentialServer, StsIssuer
 from tests.test_faults import JOBS, TRUTH, Stack

@@ -10,9 +10,8 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.api.signing import Credentials
-from exporter.config import PollSettings
-from exporter.credentials_config import CredentialSpec
+from exporter.config import Credentials, PollSettings
+from exporter.config.credentials import CredentialSpec
 from exporter.demo.simulator import ApiSimulator, Faults
 from exporter.metrics.collector import ExporterMetrics, MetricsRenderer
 from exporter.polling.poller import TargetPoller

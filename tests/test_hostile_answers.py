@@ -18,8 +18,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from exporter.api.signing import Credentials
-from exporter.config import PollSettings, Target
+from exporter.config import Credentials, PollSettings, Target
 from exporter.metrics.collector import ExporterMetrics
 from exporter.polling.poller import TargetPoller
 from exporter.polling.snapshot import SnapshotStore

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.api.signing import Credentials, authorization, canonical_query, sign_request
+from exporter.api.signing import authorization, canonical_query, sign_request
+from exporter.config import Credentials
 
 VECTORS_FILE = Path(__file__).resolve().parent / "data" / "signing-vectors.json"
 

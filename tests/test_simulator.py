@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from exporter.api.client import RunningJobsClient
-from exporter.api.signing import Credentials, canonical_query, sign_request
-from exporter.config import PollSettings
+from exporter.api.signing import canonical_query, sign_request
+from exporter.config import Credentials, PollSettings
 from exporter.demo.simulator import ApiSimulator, Faults, demo_workload
 from exporter.polling.slices import TimeSlice
 from tests.conftest import NOW, job_record, make_target

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from exporter.api.signing import Credentials
+from exporter.config import Credentials
 from exporter.demo.simulator import ApiSimulator
 from exporter.demo.sts_simulator import CredentialServer, StsIssuer, rpc_signature
 from tests.test_simulator import request

@@ -32,8 +32,8 @@ from alibabacloud_credentials.provider import (
 )
 from alibabacloud_credentials_api import ICredentials, ICredentialsProvider
 
-from exporter.api.signing import Credentials
-from exporter.credentials_config import CredentialSpec
+from exporter.config import Credentials
+from exporter.config.credentials import CredentialSpec
 
 # The logger's name is part of every log line (logger=...): it stays as it was published.
 log = logging.getLogger("exporter.credentials")

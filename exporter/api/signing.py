@@ -9,20 +9,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from urllib.parse import quote
+
+from exporter.config import Credentials
 
 ALGORITHM = "ACS3-HMAC-SHA256"
 EMPTY_PAYLOAD_SHA256 = hashlib.sha256(b"").hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """An AccessKey pair, optionally with an STS security token. Secrets never print."""
-
-    access_key_id: str
-    access_key_secret: str = field(repr=False)
-    security_token: str | None = field(default=None, repr=False)
 
 
 def percent_encode(value: str) -> str:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from exporter.api.signing import Credentials
-from exporter.config import ConfigError, non_empty_string, parse_duration
+from exporter.config.model import Credentials
+from exporter.config.values import ConfigError, non_empty_string, parse_duration
 
 ENV_ACCESS_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ENV_ACCESS_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"

@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
-from exporter.api.signing import Credentials
-from exporter.config import Config, PollSettings, Target, format_duration
-from exporter.credentials_config import CredentialSpec
+from exporter.config.credentials import CredentialSpec
+from exporter.config.model import Config, Credentials, PollSettings, Target
+from exporter.config.values import format_duration
 
 # Prometheus shows its own secrets as "<secret>" in /api/v1/status/config; so do we.
 MASK = "<secret>"

@@ -8,7 +8,8 @@ from __future__ import annotations
 import difflib
 import math
 
-from exporter.config import Config, PollSettings, Target, format_duration
+from exporter.config.model import Config, PollSettings, Target
+from exporter.config.values import format_duration
 
 # Region ids of the MaxCompute OpenAPI (2022-01-04) endpoints, as listed in the README.
 MAXCOMPUTE_REGIONS = (

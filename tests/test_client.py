@@ -13,9 +13,10 @@ import respx
 from exporter.api.client import RunningJobsClient
 from exporter.api.errors import ApiError
 from exporter.api.jobs import RunningJob
+from exporter.api.pages import TimeSlice
 from exporter.api.signing import authorization
+from exporter.api.wire import PAGE_SIZE
 from exporter.config import PollSettings
-from exporter.polling.slices import PAGE_SIZE, TimeSlice
 from exporter.polling.window_read import WindowReader
 from tests.conftest import NOW, job_record, make_target, many_records
 

@@ -25,11 +25,11 @@ from exporter.api.credentials import (
     safe_message,
     usable,
 )
+from exporter.api.pages import TimeSlice
 from exporter.config import Credentials, PollSettings
 from exporter.config.credentials import CredentialSpec
 from exporter.demo.simulator import ApiSimulator
 from exporter.demo.sts_simulator import CredentialServer, StsIssuer
-from exporter.polling.slices import TimeSlice
 from exporter.polling.window_read import WindowReader
 from tests.conftest import job_record, make_target
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from exporter.api.client import ACTION
+from exporter.api.wire import ACTION
 
 POLICY = Path(__file__).resolve().parents[1] / "deploy" / "ram-policy.json"
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.api.client import parse_page
 from exporter.api.errors import ApiError
 from exporter.api.jobs import parse_job
+from exporter.api.pages import parse_page
 from exporter.polling.aggregation import aggregate
 from tests.conftest import NOW, job_record
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.api.signing import authorization, canonical_query, sign_request
+from exporter.api.signing import RequestToSign, authorization, canonical_query, sign_request
 from exporter.config import Credentials
 
 VECTORS_FILE = Path(__file__).resolve().parent / "data" / "signing-vectors.json"
@@ -33,17 +33,17 @@ def test_authorization_matches_official_utility(vector: dict) -> None:
 def test_sign_request_builds_the_same_headers(vector: dict) -> None:
     token = vector["headers"].get("x-acs-security-token")
     credentials = Credentials(vector["access_key_id"], vector["access_key_secret"], token)
-    headers = sign_request(
-        credentials,
-        vector["method"],
-        vector["headers"]["host"],
-        vector["pathname"],
-        vector["query"],
-        vector["headers"]["x-acs-action"],
-        vector["headers"]["x-acs-version"],
-        vector["headers"]["x-acs-date"],
-        vector["headers"]["x-acs-signature-nonce"],
+    request = RequestToSign(
+        method=vector["method"],
+        host=vector["headers"]["host"],
+        pathname=vector["pathname"],
+        query=vector["query"],
+        action=vector["headers"]["x-acs-action"],
+        version=vector["headers"]["x-acs-version"],
+        date=vector["headers"]["x-acs-date"],
+        nonce=vector["headers"]["x-acs-signature-nonce"],
     )
+    headers = sign_request(credentials, request)
     assert headers.pop("Authorization") == vector["authorization"]
     assert headers == vector["headers"]
 

@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from exporter.api.client import RunningJobsClient
-from exporter.api.signing import canonical_query, sign_request
+from exporter.api.pages import TimeSlice
+from exporter.api.signing import RequestToSign, canonical_query, sign_request
 from exporter.config import Credentials, PollSettings
 from exporter.demo.simulator import ApiSimulator, Faults, demo_workload
-from exporter.polling.slices import TimeSlice
 from tests.conftest import NOW, job_record, make_target
 
 KEY = Credentials("LTAIsim", "sim-secret")
@@ -43,17 +43,17 @@ def simulator() -> Iterator[ApiSimulator]:
 def signed_headers(
     sim: ApiSimulator, query: dict[str, str], credentials: Credentials = KEY, nonce: str = ""
 ) -> dict[str, str]:
-    return sign_request(
-        credentials,
-        "GET",
-        sim.url.removeprefix("http://"),
-        "/api/v1/jobs/runningJobs",
-        query,
-        "GetRunningJobs",
-        "2022-01-04",
-        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        nonce or uuid.uuid4().hex,
+    request = RequestToSign(
+        method="GET",
+        host=sim.url.removeprefix("http://"),
+        pathname="/api/v1/jobs/runningJobs",
+        query=query,
+        action="GetRunningJobs",
+        version="2022-01-04",
+        date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        nonce=nonce or uuid.uuid4().hex,
     )
+    return sign_request(credentials, request)
 
 
 def request(

@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from exporter.api.errors import ApiError
 from exporter.api.jobs import RunningJob
+from exporter.api.pages import Page, TimeSlice
+from exporter.api.wire import PAGE_SIZE
 from exporter.polling.poller import ReadPlan
-from exporter.polling.slices import PAGE_SIZE, TimeSlice
-from exporter.polling.window_read import Page, WindowRead, WindowReader
+from exporter.polling.window_read import WindowRead, WindowReader
 
 WINDOW = TimeSlice(100_000, 200_000)
 

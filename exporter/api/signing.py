@@ -1,7 +1,7 @@
 """ACS3-HMAC-SHA256 request signing, as Alibaba Cloud's official SDK computes it.
 
-The steps are in ``../shared/api/wire-format.md``; ``tests/test_signing.py`` checks this module
-against requests signed by the official utility.
+The steps are in the API documentation's ``wire-format.md``; ``tests/unit/test_signing.py`` checks
+this module against requests signed by the official utility (``tests/data/signing-vectors.json``).
 """
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
+from dataclasses import dataclass
 from urllib.parse import quote
 
+from exporter.api.wire import EMPTY_PAYLOAD_SHA256
 from exporter.config import Credentials
 
 ALGORITHM = "ACS3-HMAC-SHA256"
-EMPTY_PAYLOAD_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 def percent_encode(value: str) -> str:
@@ -72,21 +73,29 @@ def authorization(
     )
 
 
-def signed_headers_for(
-    credentials: Credentials,
-    host: str,
-    action: str,
-    version: str,
-    date: str,
-    nonce: str,
-) -> dict[str, str]:
+@dataclass(frozen=True, slots=True)
+class RequestToSign:
+    """What a bodiless request signs besides the key: where it goes, what it asks, when, once."""
+
+    method: str
+    host: str
+    pathname: str
+    query: Mapping[str, str]
+    action: str
+    version: str
+    # x-acs-date, ISO 8601 UTC (``wire.DATE_FORMAT``), and a nonce never sent twice.
+    date: str
+    nonce: str
+
+
+def signed_headers_for(credentials: Credentials, request: RequestToSign) -> dict[str, str]:
     """The headers the SDK signs for a bodiless request (``x-acs-security-token`` with STS)."""
     headers = {
-        "host": host,
-        "x-acs-action": action,
-        "x-acs-version": version,
-        "x-acs-date": date,
-        "x-acs-signature-nonce": nonce,
+        "host": request.host,
+        "x-acs-action": request.action,
+        "x-acs-version": request.version,
+        "x-acs-date": request.date,
+        "x-acs-signature-nonce": request.nonce,
         "x-acs-content-sha256": EMPTY_PAYLOAD_SHA256,
         "accept": "application/json",
     }
@@ -95,18 +104,10 @@ def signed_headers_for(
     return headers
 
 
-def sign_request(
-    credentials: Credentials,
-    method: str,
-    host: str,
-    pathname: str,
-    query: Mapping[str, str],
-    action: str,
-    version: str,
-    date: str,
-    nonce: str,
-) -> dict[str, str]:
+def sign_request(credentials: Credentials, request: RequestToSign) -> dict[str, str]:
     """All headers of a signed request, ``Authorization`` included."""
-    headers = signed_headers_for(credentials, host, action, version, date, nonce)
-    headers["Authorization"] = authorization(credentials, method, pathname, query, headers)
+    headers = signed_headers_for(credentials, request)
+    headers["Authorization"] = authorization(
+        credentials, request.method, request.pathname, request.query, headers
+    )
     return headers

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import calendar
 import contextlib
-import hashlib
 import hmac
 import json
 import random
@@ -29,9 +28,16 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
 from exporter.api.signing import ALGORITHM, signature
+from exporter.api.wire import (
+    ACTION,
+    API_VERSION,
+    DATE_FORMAT,
+    EMPTY_PAYLOAD_SHA256,
+    PAGE_SIZE,
+    PATH,
+)
 from exporter.demo.threading_server import QuietThreadingHTTPServer
 
-PATH = "/api/v1/jobs/runningJobs"
 DEMO_ACCESS_KEY_ID = "LTAI-simulator-demo"
 DEMO_ACCESS_KEY_SECRET = "simulator-demo-secret"
 MAX_CLOCK_SKEW_SECONDS = 900
@@ -215,10 +221,10 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         self, state: SimulatorState, path: str, query: dict[str, str]
     ) -> tuple[int, str, str] | None:
         headers = {name.lower(): value for name, value in self.headers.items()}
-        if headers.get("x-acs-action") != "GetRunningJobs":
-            return 400, "MissingAction", "x-acs-action must be GetRunningJobs."
-        if headers.get("x-acs-version") != "2022-01-04":
-            return 400, "InvalidVersion", "x-acs-version must be 2022-01-04."
+        if headers.get("x-acs-action") != ACTION:
+            return 400, "MissingAction", f"x-acs-action must be {ACTION}."
+        if headers.get("x-acs-version") != API_VERSION:
+            return 400, "InvalidVersion", f"x-acs-version must be {API_VERSION}."
         auth = headers.get("authorization", "")
         if not auth.startswith(ALGORITHM + " "):
             return 400, "IncompleteSignature", "The request signature is missing or malformed."
@@ -241,10 +247,10 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             with state.lock:
                 state.expired_token_requests += 1
             return 400, "InvalidSecurityToken.Expired", "The security token has expired."
-        if headers["x-acs-content-sha256"] != hashlib.sha256(b"").hexdigest():
+        if headers["x-acs-content-sha256"] != EMPTY_PAYLOAD_SHA256:
             return 400, "SignatureDoesNotMatch", "The payload hash does not match."
         try:
-            sent_at = calendar.timegm(time.strptime(headers["x-acs-date"], "%Y-%m-%dT%H:%M:%SZ"))
+            sent_at = calendar.timegm(time.strptime(headers["x-acs-date"], DATE_FORMAT))
         except ValueError:
             return 400, "InvalidTimeStamp.Format", "x-acs-date is not ISO 8601 UTC."
         if abs(sent_at - state.clock()) > MAX_CLOCK_SKEW_SECONDS:
@@ -276,7 +282,7 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         except ValueError:
             self._fail(400, "InvalidParameter", "pageNumber and pageSize must be integers.")
             return
-        if page_number < 1 or not 1 <= page_size <= 20:
+        if page_number < 1 or not 1 <= page_size <= PAGE_SIZE:
             self._fail(400, "InvalidParameter", "pageSize must be 1..20, pageNumber >= 1.")
             return
         owners = frozenset(filter(None, query.get("jobOwnerList", "").split(",")))

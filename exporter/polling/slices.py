@@ -14,37 +14,14 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
-PAGE_SIZE = 20
+from exporter.api.pages import TimeSlice
+from exporter.api.wire import PAGE_SIZE
+
 # Jobs a planned slice is packed to where the list has been seen to move, and the share of a
 # page an estimated part aims for: room for the jobs that start between two reads.
 MOVING_CAPACITY = 16
 ESTIMATE_FILL = 0.8
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class TimeSlice:
-    """Jobs submitted in ``[start, end]``, Unix seconds, both included; ``start < end``."""
-
-    start: int
-    end: int
-
-    def __post_init__(self) -> None:
-        if self.start >= self.end:
-            raise ValueError(f"a slice needs start < end, got [{self.start}, {self.end}]")
-
-    @property
-    def width(self) -> int:
-        return self.end - self.start + 1
-
-    @property
-    def splittable(self) -> bool:
-        """True when the slice can be cut into two slices of at least two seconds each."""
-        return self.width >= 4
-
-    def contains(self, second: int) -> bool:
-        return self.start <= second <= self.end
 
 
 def slices_from_starts(starts: Iterable[int], window: TimeSlice) -> list[TimeSlice]:

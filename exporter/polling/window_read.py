@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 from exporter.api.errors import ApiError
 from exporter.api.jobs import RunningJob
+from exporter.api.pages import Page, TimeSlice
+from exporter.api.wire import PAGE_SIZE
 from exporter.polling.slices import (
-    PAGE_SIZE,
-    TimeSlice,
     estimate_points,
     sample_pages,
     split_by_estimate,
@@ -30,21 +30,6 @@ from exporter.polling.slices import (
 
 # A slice whose reads keep contradicting each other is read this many times before the poll fails.
 MAX_SLICE_ATTEMPTS = 4
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One validated response: the slice's ``totalCount`` and the page's records."""
-
-    total_count: int
-    jobs: tuple[RunningJob, ...]
-    records: int
-    invalid: int
-    requests: int = 1  # HTTP requests it took, retries included
-
-    @property
-    def submitted(self) -> list[int]:
-        return [job.submitted_at for job in self.jobs]
 
 
 FetchPage = Callable[[TimeSlice, int], Awaitable[Page]]

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Protocol
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import CollectorRegistry
 
 from exporter.config import Config, ConfigError
+from exporter.metrics.reload_status import ReloadStatus
 from exporter.polling.poller import TargetPoller
 from exporter.polling.scheduling import PollScheduler
 from exporter.web.webconfig import WebConfig
@@ -33,30 +32,6 @@ class RunningExporter(Protocol):
     pollers: list[TargetPoller]
 
     async def aclose(self) -> None: ...
-
-
-class ReloadStatus(Collector):
-    """The two reload gauges; the last success starts as the process's start time."""
-
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self.clock = clock
-        self.successful = True
-        self.success_timestamp = clock()
-
-    def describe(self) -> Iterator[Metric]:
-        return self.collect()
-
-    def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily(
-            "maxcompute_exporter_config_last_reload_successful",
-            "1 if the last configuration reload (SIGHUP or POST /-/reload) succeeded, else 0.",
-            value=1.0 if self.successful else 0.0,
-        )
-        yield GaugeMetricFamily(
-            "maxcompute_exporter_config_last_reload_success_timestamp_seconds",
-            "When the configuration was last loaded successfully, Unix seconds.",
-            value=self.success_timestamp,
-        )
 
 
 class ConfigReloader:

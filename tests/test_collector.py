@@ -6,7 +6,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.api.errors import REASONS
 from exporter.api.jobs import parse_job
-from exporter.metrics.collector import ExporterMetrics, JobMetricsCollector, MetricsRenderer
+from exporter.metrics.collectors import JobMetricsCollector
+from exporter.metrics.registries import ExporterMetrics
+from exporter.metrics.rendering import MetricsRenderer
 from exporter.polling.aggregation import aggregate
 from exporter.polling.snapshot import Snapshot, SnapshotStore
 from tests.conftest import NOW, job_record, make_target

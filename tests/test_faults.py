@@ -13,7 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.config import Credentials, PollSettings
 from exporter.config.credentials import CredentialSpec
 from exporter.demo.simulator import ApiSimulator, Faults
-from exporter.metrics.collector import ExporterMetrics, MetricsRenderer
+from exporter.metrics.registries import ExporterMetrics
+from exporter.metrics.rendering import MetricsRenderer
 from exporter.polling.poller import TargetPoller
 from exporter.polling.snapshot import SnapshotStore
 from tests.conftest import job_record, make_target
@@ -99,7 +100,7 @@ class Stack:
             process_metrics=False,
         )
         self.renderer = MetricsRenderer(self.store, metrics)
-        self.poller = TargetPoller(target, settings, self.store, metrics, clock=self.clock)
+        self.poller = TargetPoller(target, settings, self.store, metrics.polls, clock=self.clock)
 
     def scrape(self) -> dict[tuple, float]:
         out = {}

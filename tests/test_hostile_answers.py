@@ -19,7 +19,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from exporter.config import Credentials, PollSettings, Target
-from exporter.metrics.collector import ExporterMetrics
+from exporter.metrics.registries import ExporterMetrics
 from exporter.polling.poller import TargetPoller
 from exporter.polling.snapshot import SnapshotStore
 from tests.exporter_process import run_exporter
@@ -111,7 +111,7 @@ class Poller:
         self.target = Target(region="cn-hangzhou", endpoint=url, credentials=KEY)
         self.store = SnapshotStore((self.target,))
         self.metrics = ExporterMetrics(self.store, (self.target,), (), 10.0, process_metrics=False)
-        self.poller = TargetPoller(self.target, SETTINGS, self.store, self.metrics)
+        self.poller = TargetPoller(self.target, SETTINGS, self.store, self.metrics.polls)
 
     def errors(self) -> dict[str, float]:
         counts = {}

@@ -10,7 +10,8 @@ from prometheus_client.registry import Collector
 
 from exporter.api.jobs import MAX_SNAPSHOT_SHARE, parse_job
 from exporter.demo.simulator import ApiSimulator
-from exporter.metrics.collector import ExporterMetrics, MetricsRenderer
+from exporter.metrics.registries import ExporterMetrics
+from exporter.metrics.rendering import MetricsRenderer
 from exporter.polling.aggregation import aggregate
 from exporter.polling.snapshot import Snapshot, SnapshotStore
 from tests.conftest import NOW, job_record, make_target

@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.api.jobs import RunningJob, parse_job
 from exporter.config import ConfigError, MetricsSettings, load_config, parse_config
 from exporter.demo.simulator import ApiSimulator
-from exporter.metrics.collector import ExporterMetrics, MetricsRenderer
+from exporter.metrics.registries import ExporterMetrics
+from exporter.metrics.rendering import MetricsRenderer
 from exporter.polling.aggregation import JobAggregator, aggregate
 from exporter.polling.snapshot import Snapshot, SnapshotStore
 from exporter.polling.top_jobs import TopJobs

@@ -12,7 +12,7 @@ import pytest
 import respx
 
 from exporter.logs import MAX_FIELD_CHARACTERS, JsonFormatter, LogfmtFormatter, safe_text
-from exporter.metrics.collector import ExporterMetrics
+from exporter.metrics.registries import ExporterMetrics
 from exporter.polling.poller import TargetPoller
 from exporter.polling.snapshot import SnapshotStore
 from tests.conftest import make_target
@@ -41,7 +41,7 @@ async def test_a_hostile_error_answer_is_logged_as_one_bounded_line(formatter, s
     target = make_target()
     store = SnapshotStore((target,))
     metrics = ExporterMetrics(store, (target,), (), 60.0, process_metrics=False)
-    poller = TargetPoller(target, settings, store, metrics)
+    poller = TargetPoller(target, settings, store, metrics.polls)
     body = {
         "requestId": "R" * 100_000,
         "httpCode": 400,

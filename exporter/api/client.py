@@ -84,6 +84,11 @@ class RunningJobsClient:
             trust_env=False,
         )
 
+    @property
+    def request_rate(self) -> float:
+        """Requests per second the client now allows itself (learned from throttling)."""
+        return self.rate.rate
+
     async def aclose(self) -> None:
         await self._credentials.aclose()
         await self._http.aclose()

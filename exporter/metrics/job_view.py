@@ -13,8 +13,6 @@ N by CU share and the top N by run time; a job in both counts once), three serie
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -22,8 +20,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter.api.jobs import RunningJob
-from exporter.config import Target
-from exporter.polling.snapshot import SnapshotStore, is_stale
+from exporter.metrics.families import target_label_values
+from exporter.metrics.staleness import NEVER_STALE, Staleness
+from exporter.polling.snapshot import SnapshotStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,21 +56,18 @@ TOP_JOB_METRICS = (
 
 
 class TopJobsCollector(Collector):
-    """The jobs each target's current snapshot names; a finished job vanishes at the next poll."""
+    """Turns each served snapshot's top jobs into per-job series; a finished job vanishes."""
 
     def __init__(
         self,
         store: SnapshotStore,
         label_names: tuple[str, ...],
-        label_values: Callable[[Target], list[str]],
         top_jobs: int,
-        max_staleness: float = math.inf,
-        clock: Callable[[], float] = time.time,
+        staleness: Staleness = NEVER_STALE,
     ) -> None:
         self._store = store
-        self._label_values = label_values
-        self._max_staleness = max_staleness
-        self._clock = clock
+        self._label_names = label_names
+        self._staleness = staleness
         self._labels = ["region", *label_names, "quota", "project", "instance_id", "owner"]
         self._suffix = (
             f" (one of the target's top {top_jobs} running jobs by CU share or by run time; "
@@ -89,11 +85,8 @@ class TopJobsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         families = self._families()
-        now = self._clock()
-        for status in self._store.statuses():
-            if status.snapshot is None or is_stale(status, now, self._max_staleness):
-                continue
-            target_values = self._label_values(status.target)
+        for status in self._staleness.served(self._store.statuses()):
+            target_values = target_label_values(status.target, self._label_names)
             for job in status.snapshot.top_jobs:
                 labels = [*target_values, job.quota, job.project, job.instance_id, job.owner]
                 for metric, family in zip(TOP_JOB_METRICS, families, strict=True):

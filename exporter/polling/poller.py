@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporter.api.client import RunningJobsClient
-from exporter.api.errors import REASONS, ApiError
+from exporter.api.errors import ApiError
 from exporter.config import PollSettings, Target
-from exporter.metrics.collector import ExporterMetrics, target_label_values
 from exporter.polling.aggregation import AggregateResult, aggregate
+from exporter.polling.episode import Episode
+from exporter.polling.observer import PollObserver, PollOutcome
 from exporter.polling.slices import TimeSlice, arrival_rate, plan_from_seen, slide_plan
 from exporter.polling.snapshot import PollFailure, Snapshot, SnapshotStore
 from exporter.polling.window_read import WindowRead, WindowReader
@@ -55,14 +56,14 @@ class ReadPlan:
 
 
 class TargetPoller:
-    """Polls one target; owns its HTTP client and read plan. ``poll()`` never raises."""
+    """Decides one target's poll outcomes; owns its HTTP client and read plan. Never raises."""
 
     def __init__(
         self,
         target: Target,
         settings: PollSettings,
         store: SnapshotStore,
-        metrics: ExporterMetrics,
+        observer: PollObserver,
         *,
         clock: Callable[[], float] = time.time,
         top_jobs: int = 0,
@@ -72,23 +73,16 @@ class TargetPoller:
         self._settings = settings
         self._store = store
         self._clock = clock
-        labels = target_label_values(target, metrics.label_names)
-        self._api_requests = lambda code: metrics.api_requests.labels(*labels, code).inc()
-        self._invalid_jobs = metrics.invalid_jobs.labels(*labels)
-        self._out_of_range = metrics.progress_out_of_range.labels(*labels)
-        self._poll_errors = {
-            reason: metrics.poll_errors.labels(*labels, reason) for reason in REASONS
-        }
-        self._duration = metrics.poll_duration.labels(*labels)
-        self._request_rate = metrics.request_rate.labels(*labels)
-        self._last_requests = metrics.last_poll_requests.labels(*labels)
-        self._rereads = metrics.slice_rereads.labels(*labels)
-        self._client = RunningJobsClient(target, settings, on_request=self._api_requests)
-        self._request_rate.set(self._client.rate.rate)
+        self._observer = observer
+        self._client = RunningJobsClient(
+            target, settings, on_request=lambda code: observer.request_sent(target, code)
+        )
+        observer.rate_learned(target, self._client.request_rate)
         self._plan: ReadPlan | None = None
         self._reader: WindowReader | None = None
-        self._last_error: tuple | None = None
-        self._warned_edge = False
+        # Warned about once per episode: a failure (per change of error), a window too short.
+        self._failing = Episode()
+        self._near_edge = Episode()
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -126,41 +120,45 @@ class TargetPoller:
         self._succeeded(read, result, started)
         return True
 
-    def _account(self, started: float) -> None:
-        """What every poll, good or failed, reports: duration, requests, rate."""
-        self._duration.observe(time.monotonic() - started)
+    def _report(self, started: float, **outcome: str | int | None) -> None:
+        """What every poll, good or failed, reports: duration, requests, rate, and ``outcome``."""
         reader = self._reader
-        if reader is not None:
-            self._last_requests.set(reader.requests)
-            self._rereads.inc(reader.rereads)
-        self._request_rate.set(self._client.rate.rate)
+        self._observer.poll_ended(
+            self.target,
+            PollOutcome(
+                seconds=time.monotonic() - started,
+                requests=reader.requests if reader is not None else None,
+                rereads=reader.rereads if reader is not None else 0,
+                request_rate=self._client.request_rate,
+                **outcome,
+            ),
+        )
 
     def _failed(self, error: ApiError, started: float) -> bool:
-        self._account(started)
-        self._poll_errors[error.reason].inc()
+        self._report(started, failure=error.reason)
         self._store.publish_failure(
             self.target, PollFailure(error.reason, str(error), self._clock())
         )
         # Logged at warning once per change of error (a refused connection after a DNS failure
         # is a change), so a long outage does not flood the log.
         signature = (error.reason, error.status, error.error_code, error.args[0])
-        level = logging.WARNING if signature != self._last_error else logging.DEBUG
+        level = logging.WARNING if self._failing.begins(signature) else logging.DEBUG
         log.log(level, "poll failed", extra={"target": self.target.name, "error": str(error)})
-        self._last_error = signature
         return False
 
     def _succeeded(self, read: WindowRead, result: AggregateResult, started: float) -> None:
-        self._invalid_jobs.inc(read.invalid)
-        self._out_of_range.inc(result.progress_out_of_range)
+        self._report(
+            started,
+            invalid_jobs=read.invalid,
+            progress_out_of_range=result.progress_out_of_range,
+        )
         snapshot = Snapshot(
             result.groups, result.jobs, completed_at=self._clock(), top_jobs=result.top_jobs
         )
         self._store.publish_success(self.target, snapshot)
         self._plan = ReadPlan.after(read)
-        self._account(started)
-        if self._last_error is not None:
+        if self._failing.ends():
             log.info("poll recovered", extra={"target": self.target.name})
-            self._last_error = None
         self._warn_near_edge(read.window, result)
         log.debug(
             "poll done",
@@ -180,11 +178,11 @@ class TargetPoller:
         """Warn (once per episode) when running jobs were submitted near the window's start."""
         edge = window.start + self._settings.window / 10
         oldest = result.oldest_submission_seconds
-        near_edge = oldest is not None and oldest <= edge
-        if near_edge and not self._warned_edge:
+        if oldest is None or oldest > edge:
+            self._near_edge.ends()
+        elif self._near_edge.begins(True):
             log.warning(
                 "a running job was submitted near the start of the window; jobs submitted "
                 "before it are invisible: consider a longer poll.window",
                 extra={"target": self.target.name, "window_start": window.start},
             )
-        self._warned_edge = near_edge

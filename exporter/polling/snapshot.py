@@ -48,12 +48,6 @@ class TargetStatus:
     last_poll: float | None = None
 
 
-def is_stale(status: TargetStatus, now: float, max_staleness: float) -> bool:
-    """True when a down target's last good snapshot is too old to be served any more."""
-    snapshot = status.snapshot
-    return snapshot is not None and not status.up and now - snapshot.completed_at > max_staleness
-
-
 class SnapshotStore:
     """Each target's latest status; ``generation`` changes whenever any of them does."""
 
@@ -62,7 +56,12 @@ class SnapshotStore:
         self._statuses: Mapping[Target, TargetStatus] = MappingProxyType(
             {target: TargetStatus(target) for target in targets}
         )
-        self.generation = 0
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever a status is published: a reader's cue to render again."""
+        return self._generation
 
     def statuses(self) -> tuple[TargetStatus, ...]:
         return tuple(self._statuses.values())
@@ -80,7 +79,7 @@ class SnapshotStore:
             statuses = dict(self._statuses)
             statuses[target] = status
             self._statuses = MappingProxyType(statuses)
-            self.generation += 1
+            self._generation += 1
 
     def publish_success(self, target: Target, snapshot: Snapshot) -> None:
         previous = self._statuses[target]

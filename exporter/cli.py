@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"most HTTP connections open at once (default {DEFAULT_MAX_CONNECTIONS})",
     )
+    add_run_flags(parser)
+    return parser
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    """Logging, and what to do instead of serving: --version, --once, --check-config, --demo."""
     parser.add_argument(
         "--log.level", dest="log_level", default="info", choices=sorted(LEVELS), help="log level"
     )
@@ -113,7 +119,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run against a bundled API simulator with generated jobs (no cloud account needed)",
     )
-    return parser
 
 
 def config_source(args: argparse.Namespace) -> tuple[Callable[[], Config], Callable[[], None]]:

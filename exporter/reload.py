@@ -26,7 +26,7 @@ log = logging.getLogger("exporter.reload")
 
 
 class RunningExporter(Protocol):
-    """What a reload swaps (``cli.Exporter``)."""
+    """What a reload swaps (``wiring.Exporter``)."""
 
     config: Config
     pollers: list[TargetPoller]

@@ -13,7 +13,7 @@ from exporter.api.client import RunningJobsClient
 from exporter.api.pages import TimeSlice
 from exporter.api.signing import RequestToSign, canonical_query, sign_request
 from exporter.config import Credentials, PollSettings
-from exporter.demo.simulator import ApiSimulator, Faults, demo_workload
+from exporter.demo.simulator import ApiSimulator, Faults
 from tests.conftest import NOW, job_record, make_target
 
 KEY = Credentials("LTAIsim", "sim-secret")
@@ -187,16 +187,3 @@ def test_injected_faults(simulator: ApiSimulator) -> None:
     records = request(simulator, query).json()["data"]["runningJobInfoList"]
     assert len(records) == 4
     assert all(r != job_record(r.get("instanceId", "")) for r in records)
-
-
-def test_demo_workload_is_deterministic_and_moves_with_time() -> None:
-    workload = demo_workload(60)
-    assert workload(NOW) == workload(NOW)
-    now_ids = {job["instanceId"] for job in workload(NOW)}
-    later_ids = {job["instanceId"] for job in workload(NOW + 3 * 3600)}
-    assert 30 <= len(now_ids) <= 60
-    assert now_ids != later_ids
-    quotas = {}
-    for job in workload(NOW):
-        quotas[job["quotaNickname"]] = quotas.get(job["quotaNickname"], 0) + job["cuSnapshot"]
-    assert all(0 < share < 1.2 for share in quotas.values())

@@ -66,6 +66,8 @@ class CredentialsError(Exception):
 
 
 class CredentialProvider(Protocol):
+    """Hands out a valid credential for each request; closes what it holds on ``aclose``."""
+
     async def get(self) -> Credentials: ...
 
     async def aclose(self) -> None: ...

@@ -32,6 +32,8 @@ FUTURE_TOLERANCE_SECONDS = 300
 
 @dataclass(frozen=True, slots=True)
 class RunningJob:
+    """One running job, its fields checked: what the aggregates and the per-job view read."""
+
     instance_id: str
     project: str
     quota: str

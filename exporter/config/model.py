@@ -42,6 +42,8 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class PollSettings:
+    """How each target is polled: interval, window, concurrency, timeouts, retries, rate."""
+
     interval: float = 60.0
     window: float = 86400.0
     page_concurrency: int = 4
@@ -66,12 +68,16 @@ class PollSettings:
 
 @dataclass(frozen=True, slots=True)
 class MetricsSettings:
+    """What the metrics add beyond the aggregates: the opt-in per-job view."""
+
     # 0: the per-job view is off; N: each target's top N jobs by CU share and by run time.
     top_jobs: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """The whole validated configuration: targets, poll settings, metric settings."""
+
     targets: tuple[Target, ...]
     poll: PollSettings
     metrics: MetricsSettings = MetricsSettings()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, quote_plus, urlsplit
 
-from exporter.demo.simulator import SimulatorState
+from exporter.demo.simulator_state import SimulatorState
 from exporter.demo.threading_server import QuietThreadingHTTPServer
 
 ECS_ROLE_PATH = "/latest/meta-data/ram/security-credentials/"
@@ -35,6 +35,8 @@ ECS_TOKEN_PATH = "/latest/api/token"
 
 @dataclass(frozen=True, slots=True)
 class IssuedCredential:
+    """One STS triple the issuer minted, and when it expires."""
+
     access_key_id: str
     access_key_secret: str = field(repr=False)
     security_token: str = field(repr=False)
@@ -96,6 +98,8 @@ def rpc_signature(secret: str, query: dict[str, str]) -> str:
 
 
 class CredentialHandler(BaseHTTPRequestHandler):
+    """Answers the credential services' requests (URI, STS, ECS metadata) from the issuer."""
+
     server: CredentialServer
     protocol_version = "HTTP/1.1"
 

@@ -24,7 +24,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from exporter.demo.simulator import ApiSimulator, Faults, JobSource
+from exporter.demo.simulator import ApiSimulator
+from exporter.demo.simulator_state import Faults, JobSource
 
 CYCLE_SECONDS = 810
 DEMO_QUOTAS = ("etl_quota", "adhoc_quota", "ml_quota")

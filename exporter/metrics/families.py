@@ -21,6 +21,8 @@ def target_label_values(target: Target, label_names: tuple[str, ...]) -> list[st
 
 @dataclass(frozen=True, slots=True)
 class JobMetric:
+    """One job metric family: its name, HELP text and the aggregate it reads."""
+
     name: str
     help: str
     value: Callable[[GroupAggregate], float | None]

@@ -27,6 +27,8 @@ from exporter.polling.snapshot import SnapshotStore
 
 @dataclass(frozen=True, slots=True)
 class JobSeries:
+    """One per-job metric family: its name, HELP text and the job field it reads."""
+
     name: str
     help: str
     value: Callable[[RunningJob], float]

@@ -16,6 +16,8 @@ from exporter.polling.top_jobs import TopJobs
 
 @dataclass(frozen=True, slots=True, order=True)
 class GroupKey:
+    """The (quota, project) a group of jobs is counted under."""
+
     quota: str
     project: str
 
@@ -36,6 +38,8 @@ class GroupAggregate:
 
 @dataclass(frozen=True, slots=True)
 class AggregateResult:
+    """What one poll's jobs add up to: the groups, the job count, the top jobs."""
+
     groups: Mapping[GroupKey, GroupAggregate]
     jobs: int
     duplicates: int
@@ -55,6 +59,8 @@ def clamp_progress(progress: float) -> tuple[float, bool]:
 
 
 class _Group:
+    """Accumulates one group's sums and extremes while jobs are folded in."""
+
     __slots__ = (
         "count",
         "cu",

@@ -35,8 +35,9 @@ async def run_poll(poller: TargetPoller, in_flight: set[asyncio.Task] | None = N
 
 
 class PollScheduler:
+    """Runs each poller every interval on APScheduler, never two polls of a target at once."""
+
     def __init__(self, pollers: Sequence[TargetPoller], interval: float) -> None:
-        self._pollers = pollers
         self._in_flight: set[asyncio.Task] = set()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         now = datetime.now(UTC)

@@ -38,6 +38,8 @@ class PollFailure:
 
 @dataclass(frozen=True, slots=True)
 class TargetStatus:
+    """One target's published state: up or not, its last good snapshot, its last failure."""
+
     target: Target
     up: bool = False
     last_success: float | None = None

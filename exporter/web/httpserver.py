@@ -4,7 +4,7 @@ Go's ``http.Server`` (which the exporter-toolkit and Prometheus serve with) keep
 goroutine per connection and bounds each with header-read, idle and TLS-handshake timeouts;
 Prometheus caps connections with ``--web.max-connections``. Here the same shape is an asyncio
 loop in one thread: a connection that sends nothing costs a socket and a coroutine, never a
-thread, and the handler's work goes to a fixed pool of worker threads (see ``web.py``).
+thread, and the handler's work goes to a fixed pool of worker threads (see ``web/server.py``).
 
 When ``max_connections`` are open, a new connection takes the place of the oldest one that has
 not yet sent a whole request (a half-open or slow client); if every connection is busy or kept
@@ -49,6 +49,8 @@ class ServerLimits:
 
 @dataclass(frozen=True, slots=True)
 class Request:
+    """One parsed HTTP request: method, path, headers."""
+
     method: str
     target: str
     # Lower-case names; a repeated header's values joined with ", " (RFC 9110, 5.3).
@@ -62,6 +64,8 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Response:
+    """One HTTP response to send: status, body parts, headers, whether to close."""
+
     status: int
     body: tuple[bytes, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
@@ -115,6 +119,8 @@ def response_bytes(response: Response, close: bool) -> tuple[bytes, ...]:
 
 @dataclass(eq=False, slots=True)
 class Connection:
+    """Reads requests from one client connection and writes responses, within limits."""
+
     writer: asyncio.StreamWriter
     # "new" until a whole request has arrived; then "busy" or "idle" (kept alive).
     state: str = "new"

@@ -33,7 +33,7 @@ OPEN_PATHS = frozenset({"/healthz", "/ready"})
 
 
 class Exposition(Protocol):
-    """What ``/metrics`` serves (``collector.MetricsRenderer``)."""
+    """What ``/metrics`` serves (``metrics.rendering.MetricsRenderer``)."""
 
     def render_parts(self) -> tuple[bytes, ...]: ...
 
@@ -41,7 +41,7 @@ class Exposition(Protocol):
 
 
 class TargetReport(Protocol):
-    """Per-target state for people (``status_page.StatusPage``)."""
+    """Per-target state for people (``web.status_page.StatusPage``)."""
 
     def html(self) -> bytes: ...
 

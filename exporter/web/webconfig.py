@@ -32,6 +32,8 @@ BCRYPT_HASH = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53
 
 @dataclass(frozen=True, slots=True)
 class WebConfig:
+    """The validated ``--web.config.file``: TLS context and basic-auth users."""
+
     tls: ssl.SSLContext | None = None
     users: MappingProxyType[str, bytes] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -52,51 +54,59 @@ def load_web_config(path: str) -> WebConfig:
     block = check_keys("", data or {}, {"tls_server_config", "basic_auth_users"})
     context = None
     if block.get("tls_server_config") is not None:
-        tls = check_keys(
-            "tls_server_config",
-            block["tls_server_config"],
-            {"cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version"},
-        )
         # Relative paths are relative to the web config file, as in exporter-toolkit.
-        base = file.parent
-        cert = _readable("tls_server_config.cert_file", tls.get("cert_file"), base)
-        key = _readable("tls_server_config.key_file", tls.get("key_file"), base)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context = tls_context(block["tls_server_config"], file.parent)
+    users = basic_auth_users(block.get("basic_auth_users") or {})
+    return WebConfig(tls=context, users=MappingProxyType(users))
+
+
+def tls_context(value: object, base: Path) -> ssl.SSLContext:
+    """The server's TLS context from ``tls_server_config``, files read relative to ``base``."""
+    tls = check_keys(
+        "tls_server_config",
+        value,
+        {"cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version"},
+    )
+    cert = _readable("tls_server_config.cert_file", tls.get("cert_file"), base)
+    key = _readable("tls_server_config.key_file", tls.get("key_file"), base)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError, ValueError) as error:
+        raise ConfigError(
+            "tls_server_config.cert_file", "a PEM certificate matching key_file"
+        ) from error
+    auth_type = tls.get("client_auth_type", "NoClientCert")
+    if auth_type not in CLIENT_AUTH_TYPES:
+        raise ConfigError(
+            "tls_server_config.client_auth_type",
+            "one of " + ", ".join(CLIENT_AUTH_TYPES),
+            auth_type,
+        )
+    context.verify_mode = CLIENT_AUTH_TYPES[auth_type]
+    if tls.get("client_ca_file") is not None:
+        ca_file = _readable("tls_server_config.client_ca_file", tls["client_ca_file"], base)
         try:
-            context.load_cert_chain(cert, key)
+            context.load_verify_locations(ca_file)
         except (ssl.SSLError, OSError, ValueError) as error:
             raise ConfigError(
-                "tls_server_config.cert_file", "a PEM certificate matching key_file"
+                "tls_server_config.client_ca_file", "a file of PEM CA certificates"
             ) from error
-        auth_type = tls.get("client_auth_type", "NoClientCert")
-        if auth_type not in CLIENT_AUTH_TYPES:
-            raise ConfigError(
-                "tls_server_config.client_auth_type",
-                "one of " + ", ".join(CLIENT_AUTH_TYPES),
-                auth_type,
-            )
-        context.verify_mode = CLIENT_AUTH_TYPES[auth_type]
-        if tls.get("client_ca_file") is not None:
-            ca_file = _readable("tls_server_config.client_ca_file", tls["client_ca_file"], base)
-            try:
-                context.load_verify_locations(ca_file)
-            except (ssl.SSLError, OSError, ValueError) as error:
-                raise ConfigError(
-                    "tls_server_config.client_ca_file", "a file of PEM CA certificates"
-                ) from error
-        elif context.verify_mode != ssl.CERT_NONE:
-            raise ConfigError("tls_server_config.client_ca_file", f"a file with {auth_type}")
-        if "min_version" in tls:
-            if tls["min_version"] not in TLS_VERSIONS:
-                raise ConfigError(
-                    "tls_server_config.min_version", "TLS12 or TLS13", tls["min_version"]
-                )
-            context.minimum_version = TLS_VERSIONS[tls["min_version"]]
-    users: dict[str, bytes] = {}
-    raw_users = block.get("basic_auth_users") or {}
+    elif context.verify_mode != ssl.CERT_NONE:
+        raise ConfigError("tls_server_config.client_ca_file", f"a file with {auth_type}")
+    if "min_version" in tls:
+        if tls["min_version"] not in TLS_VERSIONS:
+            raise ConfigError("tls_server_config.min_version", "TLS12 or TLS13", tls["min_version"])
+        context.minimum_version = TLS_VERSIONS[tls["min_version"]]
+    return context
+
+
+def basic_auth_users(raw_users: object) -> dict[str, bytes]:
+    """``basic_auth_users``: each user's bcrypt hash, checked whole."""
     if not isinstance(raw_users, dict):
         raise ConfigError("basic_auth_users", "a mapping of user names to bcrypt hashes")
+    users: dict[str, bytes] = {}
     for user, hashed in raw_users.items():
         # Checked whole here: a malformed hash would otherwise fail every login at run time.
         if not isinstance(hashed, str) or not BCRYPT_HASH.match(hashed):
@@ -106,4 +116,4 @@ def load_web_config(path: str) -> WebConfig:
                 show_value=False,
             )
         users[str(user)] = hashed.encode()
-    return WebConfig(tls=context, users=MappingProxyType(users))
+    return users

@@ -39,7 +39,7 @@ RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
 DASHBOARD = ROOT / "grafana" / "dashboards" / "maxcompute.json"
 JOB = "maxcompute-exporter"  # the rules select job="maxcompute-exporter"
 
-# What the demo workload serves (exporter/demo_workload.py and cli.demo_config).
+# What the demo workload serves (exporter/demo/workload.py and demo/launch.demo_config).
 DEMO_VALUES = {
     "region": {"cn-hangzhou"},
     "quota": {"etl_quota", "adhoc_quota", "ml_quota"},

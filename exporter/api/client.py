@@ -1,4 +1,4 @@
-"""GetRunningJobs over HTTP: one page of one slice, signed, validated, retried, rate-limited.
+"""GetRunningJobs over HTTP: one page of one slice, signed, sent, its body capped and validated.
 
 The client knows nothing of metrics or of how a window is cut: it reports every request's
 outcome to a callback and raises ``ApiError`` (with a fixed ``reason``) when a page cannot be had.
@@ -6,12 +6,9 @@ outcome to a callback and raises ``ApiError`` (with a fixed ``reason``) when a p
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,13 +17,13 @@ from exporter.api.connect_errors import describe_transport_error
 from exporter.api.credentials import CredentialsError, credential_provider
 from exporter.api.errors import ApiError
 from exporter.api.pages import Page, TimeSlice, parse_page
-from exporter.api.ratelimit import AdaptiveRate, RateLimiter
+from exporter.api.ratelimit import AdaptiveRate
+from exporter.api.retries import PacedRetries
 from exporter.api.signing import RequestToSign, canonical_query, sign_request
 from exporter.api.wire import ACTION, API_VERSION, DATE_FORMAT, PAGE_SIZE, PATH
 from exporter.config import PollSettings, Target
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
-RETRY_BACKOFF_CAP_SECONDS = 10.0
 
 
 def wire_date() -> str:
@@ -44,7 +41,7 @@ def _host_header(endpoint: str) -> str:
 
 
 class RunningJobsClient:
-    """Fetches pages of GetRunningJobs for one target over a pooled HTTP client.
+    """Fetches one signed page of GetRunningJobs for one target over a pooled HTTP client.
 
     One client lives as long as its target's poller, so the learned request rate carries from
     one poll to the next.
@@ -73,9 +70,7 @@ class RunningJobsClient:
             max_connections=settings.page_concurrency,
             max_keepalive_connections=settings.page_concurrency,
         )
-        self.rate = AdaptiveRate(settings.rate_limit)
-        self._limiter = RateLimiter(self.rate, burst=settings.page_concurrency)
-        self._random = random.Random()
+        self._retries = PacedRetries(self.fetch_page, settings)
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.timeout),
             limits=limits,
@@ -85,9 +80,18 @@ class RunningJobsClient:
         )
 
     @property
+    def rate(self) -> AdaptiveRate:
+        """The learned request rate, carried from one poll to the next."""
+        return self._retries.rate
+
+    @property
     def request_rate(self) -> float:
         """Requests per second the client now allows itself (learned from throttling)."""
-        return self.rate.rate
+        return self._retries.rate.rate
+
+    async def fetch_page_with_retries(self, piece: TimeSlice, page_number: int) -> Page:
+        """One page, paced at the learned rate; what can heal is retried (see ``PacedRetries``)."""
+        return await self._retries.fetch(piece, page_number)
 
     async def aclose(self) -> None:
         await self._credentials.aclose()
@@ -155,37 +159,3 @@ class RunningJobsClient:
                 )
             chunks.append(chunk)
         return b"".join(chunks)
-
-    async def fetch_page_with_retries(self, piece: TimeSlice, page_number: int) -> Page:
-        """One page; throttling, 5xx, timeouts and dropped connections are retried.
-
-        Backoff is exponential with full jitter (AWS's "Exponential Backoff and Jitter"), and
-        never shorter than the service's ``Retry-After``; throttling also lowers the learned
-        request rate. Errors that cannot heal (auth, bad parameters, bad bodies) are raised at
-        once. The page's ``requests`` counts every attempt.
-        """
-        settings = self._settings
-        for attempt in range(settings.retries + 1):
-            # Scheduled now, at the rate as it is now: a throttle of it says nothing about a
-            # rate cut while it waited for its slot.
-            scheduled_at = time.monotonic()
-            limited = await self._limiter.acquire()
-            try:
-                page = await self.fetch_page(piece, page_number)
-            except ApiError as error:
-                if error.reason == "throttled":
-                    self.rate.on_throttled(scheduled_at, time.monotonic())
-                if not error.retryable or attempt == settings.retries:
-                    raise
-                await asyncio.sleep(self._backoff(attempt, error.retry_after))
-                continue
-            self.rate.on_success(limited)
-            return replace(page, requests=attempt + 1)
-        raise AssertionError("unreachable")
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        ceiling = min(RETRY_BACKOFF_CAP_SECONDS, self._settings.retry_backoff * 2**attempt)
-        delay = self._random.uniform(0, ceiling)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, RETRY_BACKOFF_CAP_SECONDS))
-        return delay

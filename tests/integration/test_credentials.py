@@ -1,5 +1,5 @@
 """Renewing credentials: when a credential is renewed, what a poll gets, and each source the
-configuration names, served on loopback by exporter/sts_simulator.py.
+configuration names, served on loopback by exporter/demo/sts_simulator.py.
 """
 
 from __future__ import annotations

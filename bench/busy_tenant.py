@@ -22,15 +22,14 @@ import time
 from datetime import date
 
 import httpx
-from exporter.client import RunningJobsClient
-from exporter.signing import Credentials
 
-from exporter.churn import Churn, ChurningJobs
-from exporter.collector import ExporterMetrics
-from exporter.config import PollSettings, Target
-from exporter.poller import TargetPoller, poll_window
-from exporter.simulator import ApiSimulator, Faults
-from exporter.snapshot import SnapshotStore
+from exporter.api.client import RunningJobsClient
+from exporter.config import Credentials, PollSettings, Target
+from exporter.demo.churn import Churn, ChurningJobs
+from exporter.demo.simulator import ApiSimulator, Faults
+from exporter.metrics.registries import ExporterMetrics
+from exporter.polling.poller import TargetPoller, poll_window
+from exporter.polling.snapshot import SnapshotStore
 
 KEY = Credentials("LTAIbench", "bench-secret")
 LATENCY = 0.040
@@ -45,7 +44,7 @@ def poller_for(url: str, settings: PollSettings) -> tuple[TargetPoller, Snapshot
     target = target_for(url)
     store = SnapshotStore((target,))
     metrics = ExporterMetrics(store, (target,), (), settings.interval, process_metrics=False)
-    return TargetPoller(target, settings, store, metrics), store
+    return TargetPoller(target, settings, store, metrics.polls), store
 
 
 async def sequential_walk(url: str) -> tuple[float, int]:
@@ -158,7 +157,7 @@ async def huge_total() -> dict:
     target = target_for("https://maxcompute.cn-hangzhou.aliyuncs.com")
     store = SnapshotStore((target,))
     metrics = ExporterMetrics(store, (target,), (), 60.0, process_metrics=False)
-    poller = TargetPoller(target, settings, store, metrics)
+    poller = TargetPoller(target, settings, store, metrics.polls)
     poller._client._http._transport = httpx.MockTransport(answer)
     before = rss_bytes()
     started = time.monotonic()

@@ -15,7 +15,7 @@ Three figures, each a ratio measured in the same run (see bench/README.md):
    ``start_http_server`` serving the same collectors;
 3. peak RSS of the exporter side after 100 polls of 20 000 jobs against after 1 poll.
 
-The simulator always runs in its own process (``python -m exporter.simulator``); the server
+The simulator always runs in its own process (``python -m exporter.demo.simulator``); the server
 under test in part 2 and the poll loop in part 3 run in child processes of their own, so no
 two measured parties share a GIL. It is a benchmark, not a test: it exits 0 whatever the
 figures, and non-zero only if something crashed.
@@ -48,14 +48,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # so `python bench/run.py` works without an installed package
     sys.path.insert(0, str(ROOT))
 
-from exporter.signing import Credentials  # noqa: E402
-
-from exporter.collector import ExporterMetrics, MetricsRenderer  # noqa: E402
-from exporter.config import PollSettings, Target  # noqa: E402
-from exporter.poller import TargetPoller  # noqa: E402
-from exporter.simulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET  # noqa: E402
-from exporter.slices import PAGE_SIZE  # noqa: E402
-from exporter.snapshot import SnapshotStore  # noqa: E402
+from exporter.api.wire import PAGE_SIZE  # noqa: E402
+from exporter.config import (  # noqa: E402
+    Credentials,
+    PollSettings,
+    Target,
+)
+from exporter.demo.simulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET  # noqa: E402
+from exporter.metrics.registries import ExporterMetrics  # noqa: E402
+from exporter.metrics.rendering import MetricsRenderer  # noqa: E402
+from exporter.polling.poller import TargetPoller  # noqa: E402
+from exporter.polling.snapshot import SnapshotStore  # noqa: E402
 
 QUOTAS = 50
 PROJECTS = 20
@@ -125,7 +128,7 @@ def rate_label(rate_limit: float | None) -> str:
 # API latency this benchmark sets. The real API has no such stall. --simulator-as-is turns it off.
 SIMULATOR_NODELAY = (
     "import sys\n"
-    "from exporter import simulator\n"
+    "from exporter.demo import simulator\n"
     "simulator.SimulatorHandler.disable_nagle_algorithm = True\n"
     "simulator.main(sys.argv[1:])\n"
 )
@@ -134,7 +137,7 @@ SIMULATOR_AS_IS = False
 
 def patch_simulator() -> bool:
     """Whether the bench must switch Nagle off in the simulator (it does not do it itself)."""
-    from exporter.simulator import SimulatorHandler
+    from exporter.demo.simulator import SimulatorHandler
 
     return not SIMULATOR_AS_IS and not getattr(SimulatorHandler, "disable_nagle_algorithm", False)
 
@@ -145,7 +148,7 @@ def simulator(jobs: int, latency: float, workdir: Path) -> Iterator[str]:
     path = workdir / f"jobs-{jobs}.json"
     if not path.exists():
         path.write_text(json.dumps(job_records(jobs)), encoding="utf-8")
-    command = ["-c", SIMULATOR_NODELAY] if patch_simulator() else ["-m", "exporter.simulator"]
+    command = ["-c", SIMULATOR_NODELAY] if patch_simulator() else ["-m", "exporter.demo.simulator"]
     process = subprocess.Popen(
         [
             sys.executable,
@@ -207,7 +210,7 @@ async def timed_polls(
     target = make_target(endpoint)
     store = SnapshotStore((target,))
     metrics = ExporterMetrics(store, (target,), (), settings.interval, process_metrics=False)
-    poller = TargetPoller(target, settings, store, metrics)
+    poller = TargetPoller(target, settings, store, metrics.polls)
     times = []
     try:
         for _ in range(repeats):
@@ -295,7 +298,7 @@ def serve_metrics(kind: str, endpoint: str, groups: int, conn) -> None:
     """
     from prometheus_client import CollectorRegistry, start_http_server
 
-    from exporter.web import ExporterHTTPServer
+    from exporter.web.server import ExporterHTTPServer
 
     target = make_target(endpoint)
     settings = poll_settings(CONCURRENCY, UNLIMITED_RATE)
@@ -304,7 +307,7 @@ def serve_metrics(kind: str, endpoint: str, groups: int, conn) -> None:
     metrics = ExporterMetrics(store, (target,), (), settings.interval, process_metrics=True)
 
     async def poll_once() -> None:
-        poller = TargetPoller(target, settings, store, metrics)
+        poller = TargetPoller(target, settings, store, metrics.polls)
         try:
             if not await poller.poll():
                 raise RuntimeError("the poll filling the store failed")
@@ -514,7 +517,7 @@ def poll_loop(endpoint: str, jobs: int, polls: int, rate_limit: float, conn) -> 
         store = SnapshotStore((target,))
         metrics = ExporterMetrics(store, (target,), (), settings.interval, process_metrics=False)
         renderer = MetricsRenderer(store, metrics)
-        poller = TargetPoller(target, settings, store, metrics)
+        poller = TargetPoller(target, settings, store, metrics.polls)
         result: dict = {"rss_before": proc_status("VmRSS"), "peaks": {}}
         marks = set(checkpoints(polls))
         times = []

@@ -86,14 +86,13 @@ class ConfigReloader:
                 config = self._load()
                 web = self._load_web() if self._load_web is not None else None
             except ConfigError as error:
-                self.status.successful = False
+                self.status.failed()
                 log.error(
                     "reloading the configuration failed: keeping the running one",
                     extra={"error": str(error)},
                 )
                 return str(error)
-            self.status.successful = True
-            self.status.success_timestamp = self.status.clock()
+            self.status.succeeded()
             if web is not None and self._apply_web is not None:
                 self._apply_web(web)
             if self.current is not None and config == self.current.config:

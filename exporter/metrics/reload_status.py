@@ -17,6 +17,15 @@ class ReloadStatus(Collector):
         self.successful = True
         self.success_timestamp = clock()
 
+    def succeeded(self) -> None:
+        """A reload loaded a good configuration, now."""
+        self.successful = True
+        self.success_timestamp = self.clock()
+
+    def failed(self) -> None:
+        """A reload was refused; the last success stays."""
+        self.successful = False
+
     def describe(self) -> Iterator[Metric]:
         return self.collect()
 

@@ -23,20 +23,11 @@ from exporter.metrics.registries import ExporterMetrics
 from exporter.polling.poller import TargetPoller
 from exporter.polling.snapshot import SnapshotStore
 from tests.support.exporter_process import run_exporter
-from tests.support.jobs import job_record
+from tests.support.jobs import envelope, job_record
 
 KEY = Credentials("LTAIhostile", "hostile-secret")
 SETTINGS = PollSettings(interval=10.0, window=3600.0, timeout=2.0, retries=0, deadline=5.0)
 Answer = Callable[[dict[str, str]], bytes]
-
-
-def envelope(records: list, total: object) -> dict:
-    return {
-        "requestId": "r",
-        "httpCode": 200,
-        "errorCode": "success",
-        "data": {"runningJobInfoList": records, "totalCount": total},
-    }
 
 
 def record(instance_id: str, submitted: int) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from exporter.api.jobs import parse_job
+from exporter.api.wire import PAGE_SIZE
 from exporter.config import Credentials, Target
 from exporter.polling.aggregation import aggregate
 from exporter.polling.snapshot import Snapshot
@@ -48,6 +49,22 @@ def make_target(endpoint: str = "https://maxcompute.cn-hangzhou.aliyuncs.com", *
         credentials=kwargs.pop("credentials", TEST_CREDENTIALS),
         **kwargs,
     )
+
+
+def envelope(records: list, total: object, number: int = 1, size: int = PAGE_SIZE) -> dict:
+    """A successful GetRunningJobs response body holding ``records``, saying ``totalCount``."""
+    return {
+        "requestId": "0bc3b4ab16684833172127321e2c25",
+        "httpCode": 200,
+        "errorCode": "success",
+        "errorMsg": "",
+        "data": {
+            "runningJobInfoList": records,
+            "totalCount": total,
+            "pageNumber": number,
+            "pageSize": size,
+        },
+    }
 
 
 def snapshot_of(*records: dict, completed_at: float = NOW) -> Snapshot:

@@ -15,10 +15,9 @@ from exporter.api.errors import ApiError
 from exporter.api.jobs import RunningJob
 from exporter.api.pages import TimeSlice
 from exporter.api.signing import authorization
-from exporter.api.wire import PAGE_SIZE
 from exporter.config import PollSettings
 from exporter.polling.window_read import WindowReader
-from tests.support.jobs import NOW, job_record, make_target, many_records
+from tests.support.jobs import NOW, envelope, job_record, make_target, many_records
 
 URL = "https://maxcompute.cn-hangzhou.aliyuncs.com/api/v1/jobs/runningJobs"
 
@@ -58,21 +57,6 @@ def submitted_in(record: object, start: int, end: int) -> bool:
     if isinstance(submitted, bool) or not isinstance(submitted, int):
         return True
     return start <= submitted <= end
-
-
-def envelope(records: list, total: int, number: int = 1, size: int = PAGE_SIZE) -> dict:
-    return {
-        "requestId": "0bc3b4ab16684833172127321e2c25",
-        "httpCode": 200,
-        "errorCode": "success",
-        "errorMsg": "",
-        "data": {
-            "runningJobInfoList": records,
-            "totalCount": total,
-            "pageNumber": number,
-            "pageSize": size,
-        },
-    }
 
 
 WINDOW = TimeSlice(NOW - 86400, NOW)

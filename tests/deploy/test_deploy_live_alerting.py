@@ -18,12 +18,13 @@ import yaml
 
 from exporter.demo.simulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, ApiSimulator
 from exporter.demo.workload import phased_workload
-from tests.deploy.test_deploy_live_prometheus import RULES, Prometheus, result_of, wait_for
 from tests.support.alertmanager_process import Alertmanager
 from tests.support.exporter_process import ExporterProcess
+from tests.support.prometheus_process import Prometheus, result_of, wait_for
 from tests.support.tools import ROOT
 
 ALERTMANAGER_CONFIG = ROOT / "deploy" / "compose" / "alertmanager.yml"
+RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
 LEADING_ALERT = "MaxComputeQuotaCUSaturationImminent"
 SATURATION_PHASE = 300  # seconds into the demo's cycle: etl_quota ramping up, below 1
 DELIVERY_TIMEOUT = 90.0

@@ -11,8 +11,8 @@ import pytest
 
 from exporter.web.basicauth import BasicAuth
 from exporter.web.webconfig import WebConfig
-from tests.integration.test_web_server import StaticExposition, running_server
 from tests.support.exporter_process import run_exporter
+from tests.support.web_server import StaticExposition, running_server
 
 HASH = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=5))
 

@@ -18,7 +18,7 @@ from exporter.config import PollSettings
 from exporter.config.credentials import CredentialSpec
 from exporter.demo.simulator import ApiSimulator
 from exporter.demo.sts_simulator import CredentialServer, StsIssuer
-from tests.integration.test_faults import JOBS, TRUTH, Stack
+from tests.support.stack import JOBS, TRUTH, Stack
 
 LIFETIME_SECONDS = 4
 ROTATIONS = 10

@@ -14,9 +14,9 @@ from exporter.metrics.registries import ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
 from exporter.polling.aggregation import aggregate
 from exporter.polling.snapshot import Snapshot, SnapshotStore
-from tests.integration.test_faults import JOBS, KEY, Stack
-from tests.integration.test_faults import NOW as REAL_NOW
 from tests.support.jobs import NOW, job_record, make_target
+from tests.support.stack import JOBS, KEY, Stack
+from tests.support.stack import NOW as REAL_NOW
 
 GOOD = job_record("job-1")
 

@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import contextlib
-import gzip
 import socket
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -15,44 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.web.httpserver import ServerLimits, parse_head
-from exporter.web.server import ExporterHTTPServer, accepts_gzip
+from exporter.web.server import accepts_gzip
 from exporter.web.webconfig import WebConfig
 from tests.support.exporter_process import run_exporter
-
-BODY = b"# HELP up Up.\n# TYPE up gauge\nup 1.0\n"
-
-
-class StaticExposition:
-    def render_parts(self) -> tuple[bytes, ...]:
-        return (BODY,)
-
-    def render_gzip(self) -> bytes:
-        return gzip.compress(BODY)
-
-
-@contextlib.contextmanager
-def running_server(
-    exposition: object,
-    *,
-    web_config: WebConfig | None = None,
-    limits: ServerLimits | None = None,
-    ready: bool = True,
-    reload=None,
-) -> Iterator[str]:
-    server = ExporterHTTPServer(
-        ("127.0.0.1", 0),
-        exposition,
-        lambda: ready,
-        web_config=web_config,
-        limits=limits,
-        reload=reload,
-    )
-    server.serve_in_thread()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+from tests.support.web_server import BODY, StaticExposition, running_server
 
 
 @pytest.mark.parametrize(

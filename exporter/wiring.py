@@ -110,9 +110,8 @@ def new_reloader(
     telemetry_path: str,
 ) -> ConfigReloader:
     def serve_exporter(exporter: Exporter) -> None:
-        server.exposition = exporter.renderer
-        server.is_ready = lambda: exporter.store.ready
-        server.report = StatusPage(exporter.store, exporter.config.poll.interval, telemetry_path)
+        report = StatusPage(exporter.store, exporter.config.poll.interval, telemetry_path)
+        server.serve_state(exporter.renderer, lambda: exporter.store.ready, report)
 
     def load_web() -> WebConfig:
         try:

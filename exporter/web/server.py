@@ -128,6 +128,14 @@ class ExporterHTTPServer(BoundedHTTPServer):
         self._bcrypt = ThreadPoolExecutor(1, thread_name_prefix="web-bcrypt")
         self._bcrypt_waiting = 0
 
+    def serve_state(
+        self, exposition: Exposition, is_ready: Callable[[], bool], report: TargetReport | None
+    ) -> None:
+        """Serve this exposition, readiness and report from now on (a reload swaps them)."""
+        self.exposition = exposition
+        self.is_ready = is_ready
+        self.report = report
+
     def use_web_config(self, web_config: WebConfig) -> None:
         """Serve new connections with this TLS and these users (a reload)."""
         self.basic_auth = BasicAuth(web_config.users)

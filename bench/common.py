@@ -20,9 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # so `python bench/x.py` works from a plain checkout
     sys.path.insert(0, str(ROOT))
 
-from exporter.config import PollSettings, Target  # noqa: E402
-from exporter.signing import Credentials  # noqa: E402
-from exporter.simulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET  # noqa: E402
+from exporter.config import Credentials, PollSettings, Target  # noqa: E402
+from exporter.demo.simulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET  # noqa: E402
 
 QUOTAS, PROJECTS = 50, 20
 MiB = 1024 * 1024
@@ -73,9 +72,9 @@ def simulator_process(jobs: int, latency: float, workdir: Path) -> Iterator[str]
 
 @contextmanager
 def simulator_with(*args: str) -> Iterator[str]:
-    """``python -m exporter.simulator ARGS`` in a process of its own (no GIL shared with what
+    """``python -m exporter.demo.simulator ARGS`` in a process of its own (no GIL shared with what
     is measured); its URL."""
-    command = [sys.executable, "-m", "exporter.simulator", "--listen", "127.0.0.1:0", *args]
+    command = [sys.executable, "-m", "exporter.demo.simulator", "--listen", "127.0.0.1:0", *args]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None

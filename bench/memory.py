@@ -26,9 +26,10 @@ from pathlib import Path
 import httpx
 from common import MiB, bench_settings, figure, make_target, proc_status, receive, simulator_process
 
-from exporter.collector import ExporterMetrics, MetricsRenderer
-from exporter.poller import TargetPoller
-from exporter.snapshot import SnapshotStore
+from exporter.metrics.registries import ExporterMetrics
+from exporter.metrics.rendering import MetricsRenderer
+from exporter.polling.poller import TargetPoller
+from exporter.polling.snapshot import SnapshotStore
 
 
 def checkpoints(polls: int) -> list[int]:
@@ -50,7 +51,7 @@ def poll_loop(endpoint: str, jobs: int, polls: int, conn) -> None:
         store = SnapshotStore((target,))
         metrics = ExporterMetrics(store, (target,), (), settings.interval, process_metrics=False)
         renderer = MetricsRenderer(store, metrics)
-        poller = TargetPoller(target, settings, store, metrics)
+        poller = TargetPoller(target, settings, store, metrics.polls)
         peaks = {}
         marks = set(checkpoints(polls))
         try:
@@ -116,7 +117,7 @@ async def huge_total() -> tuple[bool, float, float, str]:
     settings = bench_settings(interval=60.0)
     store = SnapshotStore((target,))
     metrics = ExporterMetrics(store, (target,), (), 60.0, process_metrics=False)
-    poller = TargetPoller(target, settings, store, metrics)
+    poller = TargetPoller(target, settings, store, metrics.polls)
     poller._client._http._transport = httpx.MockTransport(answer)
     before = proc_status("VmRSS")
     started = time.monotonic()

@@ -37,9 +37,10 @@ from common import (
     simulator_process,
 )
 
-from exporter.collector import ExporterMetrics, MetricsRenderer
-from exporter.poller import TargetPoller
-from exporter.snapshot import SnapshotStore
+from exporter.metrics.registries import ExporterMetrics
+from exporter.metrics.rendering import MetricsRenderer
+from exporter.polling.poller import TargetPoller
+from exporter.polling.snapshot import SnapshotStore
 
 
 class _Union:
@@ -57,7 +58,7 @@ def serve_metrics(kind: str, endpoint: str, groups: int, conn) -> None:
     """Child process: ``ours`` or ``stock`` serving /metrics on loopback until told to stop."""
     from prometheus_client import CollectorRegistry, start_http_server
 
-    from exporter.web import ExporterHTTPServer
+    from exporter.web.server import ExporterHTTPServer
 
     target = make_target(endpoint)
     settings = bench_settings()
@@ -65,7 +66,7 @@ def serve_metrics(kind: str, endpoint: str, groups: int, conn) -> None:
     metrics = ExporterMetrics(store, (target,), (), settings.interval, process_metrics=True)
 
     async def poll_once() -> None:
-        poller = TargetPoller(target, settings, store, metrics)
+        poller = TargetPoller(target, settings, store, metrics.polls)
         try:
             if not await poller.poll():
                 raise RuntimeError("the poll filling the store failed")

@@ -68,11 +68,15 @@ def _logfmt_value(value: object) -> str:
 
 
 class LogfmtFormatter(logging.Formatter):
+    """Writes a log record as one logfmt line."""
+
     def format(self, record: logging.LogRecord) -> str:
         return " ".join(f"{k}={_logfmt_value(v)}" for k, v in _fields(record).items())
 
 
 class JsonFormatter(logging.Formatter):
+    """Writes a log record as one JSON object per line."""
+
     def format(self, record: logging.LogRecord) -> str:
         return json.dumps(_fields(record), default=str, ensure_ascii=False)
 

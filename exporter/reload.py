@@ -10,52 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Protocol
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import CollectorRegistry
 
 from exporter.config import Config, ConfigError
-from exporter.poller import TargetPoller
-from exporter.scheduling import PollScheduler
-from exporter.webconfig import WebConfig
+from exporter.metrics.reload_status import ReloadStatus
+from exporter.polling.poller import TargetPoller
+from exporter.polling.scheduling import PollScheduler
+from exporter.web.webconfig import WebConfig
 
-log = logging.getLogger(__name__)
+# The logger's name is part of every log line (logger=...): it stays as it was published.
+log = logging.getLogger("exporter.reload")
 
 
 class RunningExporter(Protocol):
-    """What a reload swaps (``cli.Exporter``)."""
+    """What a reload swaps (``wiring.Exporter``)."""
 
     config: Config
     pollers: list[TargetPoller]
 
     async def aclose(self) -> None: ...
-
-
-class ReloadStatus(Collector):
-    """The two reload gauges; the last success starts as the process's start time."""
-
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self.clock = clock
-        self.successful = True
-        self.success_timestamp = clock()
-
-    def describe(self) -> Iterator[Metric]:
-        return self.collect()
-
-    def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily(
-            "maxcompute_exporter_config_last_reload_successful",
-            "1 if the last configuration reload (SIGHUP or POST /-/reload) succeeded, else 0.",
-            value=1.0 if self.successful else 0.0,
-        )
-        yield GaugeMetricFamily(
-            "maxcompute_exporter_config_last_reload_success_timestamp_seconds",
-            "When the configuration was last loaded successfully, Unix seconds.",
-            value=self.success_timestamp,
-        )
 
 
 class ConfigReloader:
@@ -110,14 +86,13 @@ class ConfigReloader:
                 config = self._load()
                 web = self._load_web() if self._load_web is not None else None
             except ConfigError as error:
-                self.status.successful = False
+                self.status.failed()
                 log.error(
                     "reloading the configuration failed: keeping the running one",
                     extra={"error": str(error)},
                 )
                 return str(error)
-            self.status.successful = True
-            self.status.success_timestamp = self.status.clock()
+            self.status.succeeded()
             if web is not None and self._apply_web is not None:
                 self._apply_web(web)
             if self.current is not None and config == self.current.config:

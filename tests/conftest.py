@@ -1,4 +1,4 @@
-"""Shared test data: job records as the API sends them, and a target pointing anywhere."""
+"""Fixtures for every test; the shared helpers themselves live in ``tests/support``."""
 
 from __future__ import annotations
 
@@ -14,50 +14,7 @@ os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
 
 import pytest
 
-from exporter.config import PollSettings, Target
-from exporter.signing import Credentials
-
-NOW = 1_764_028_800  # 2026-11-25T00:00:00Z
-TEST_CREDENTIALS = Credentials("LTAI-test-key", "test-secret-never-shown")
-
-
-def job_record(
-    instance_id: str,
-    *,
-    project: str = "sales_dw",
-    quota: str = "etl_quota",
-    owner: str = "RAM$etl:robot",
-    cu: float = 0.25,
-    memory: float = 0.125,
-    progress: float = 0.5,
-    submitted: int = NOW - 600,
-    running: int = NOW - 300,
-) -> dict:
-    """A job record exactly as GetRunningJobs returns it."""
-    return {
-        "instanceId": instance_id,
-        "jobOwner": owner,
-        "project": project,
-        "quotaNickname": quota,
-        "cuSnapshot": cu,
-        "memorySnapshot": memory,
-        "submittedAtTime": submitted,
-        "runningAtTime": running,
-        "progress": progress,
-    }
-
-
-def many_records(count: int) -> list[dict]:
-    return [job_record(f"job-{n:05d}", submitted=NOW - 3600 + n) for n in range(count)]
-
-
-def make_target(endpoint: str = "https://maxcompute.cn-hangzhou.aliyuncs.com", **kwargs) -> Target:
-    return Target(
-        region=kwargs.pop("region", "cn-hangzhou"),
-        endpoint=endpoint,
-        credentials=kwargs.pop("credentials", TEST_CREDENTIALS),
-        **kwargs,
-    )
+from exporter.config import PollSettings
 
 
 @pytest.fixture

@@ -1,0 +1,277 @@
+"""A local stand-in for MaxCompute's GetRunningJobs, behaving as the service does.
+
+It checks the ACS3-HMAC-SHA256 signature the way the service does (same canonical form, known
+AccessKeys, STS tokens, clock skew, nonce reuse), filters by the closed submission-time interval,
+owners and quotas, pages at most 20 jobs, and can inject latency, throttling, 5xx, dropped
+connections and malformed records. Used by the tests, the benchmarks and ``--demo``.
+
+Run on its own::
+
+    python -m exporter.demo.simulator --listen 127.0.0.1:18080 --demo-jobs 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qsl, urlsplit
+
+from exporter.api.wire import (
+    PAGE_SIZE,
+    PATH,
+)
+from exporter.demo.signature_check import signature_problem
+from exporter.demo.simulator_state import (
+    NO_FAULTS,
+    Faults,
+    JobSource,
+    SimulatorState,
+    TokenBucket,
+    break_record,
+    error_body,
+)
+from exporter.demo.threading_server import QuietThreadingHTTPServer
+
+DEMO_ACCESS_KEY_ID = "LTAI-simulator-demo"
+DEMO_ACCESS_KEY_SECRET = "simulator-demo-secret"
+
+
+class SimulatorHandler(BaseHTTPRequestHandler):
+    """Answers one GetRunningJobs request as the service would, faults included."""
+
+    server: ApiSimulator
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as the exporter's server: no delayed-ACK stall per reply
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _reply(self, status: int, body: dict, extra_headers: dict[str, str] | None = None) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json;charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (extra_headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _fail(self, status: int, code: str, message: str) -> None:
+        self._reply(status, error_body(code, message, status))
+
+    def do_GET(self) -> None:
+        state = self.server.state
+        with state.lock:
+            state.requests += 1
+            faults = state.faults
+            roll = state.rng.random()
+        if faults.latency:
+            time.sleep(faults.latency)
+        if state.limit is not None and not state.limit.take():
+            with state.lock:
+                state.throttled += 1
+            self._fail(429, "Throttling.User", "Request was denied due to user flow control.")
+            return
+        if roll < faults.disconnect:
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        roll -= faults.disconnect
+        if roll < faults.throttle:
+            self._reply(
+                429,
+                error_body("Throttling.User", "Request was denied due to user flow control.", 429),
+                {"Retry-After": "1"},
+            )
+            return
+        roll -= faults.throttle
+        if roll < faults.server_error:
+            self._fail(
+                503, "ServiceUnavailable", "The request has failed due to a temporary failure."
+            )
+            return
+        parts = urlsplit(self.path)
+        if parts.path != PATH:
+            self._fail(404, "InvalidAction.NotFound", "Specified api is not found.")
+            return
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        problem = signature_problem(state, headers, parts.path, query)
+        if problem is not None:
+            self._fail(*problem)
+            return
+        self._running_jobs(state, query)
+
+    def _running_jobs(self, state: SimulatorState, query: dict[str, str]) -> None:
+        try:
+            window_start = int(query["from"])
+            window_end = int(query["to"])
+        except (KeyError, ValueError):
+            self._fail(400, "InvalidParameter", "from and to are required Unix seconds.")
+            return
+        try:
+            page_number = int(query.get("pageNumber", "1"))
+            page_size = int(query.get("pageSize", "10"))
+        except ValueError:
+            self._fail(400, "InvalidParameter", "pageNumber and pageSize must be integers.")
+            return
+        if page_number < 1 or not 1 <= page_size <= PAGE_SIZE:
+            self._fail(400, "InvalidParameter", "pageSize must be 1..20, pageNumber >= 1.")
+            return
+        owners = frozenset(filter(None, query.get("jobOwnerList", "").split(",")))
+        quotas = frozenset(filter(None, query.get("quotaNicknameList", "").split(",")))
+        matching = state.matching(window_start, window_end, owners, quotas)
+        page = matching[(page_number - 1) * page_size : page_number * page_size]
+        if state.faults.malformed:
+            with state.lock:
+                page = [
+                    break_record(job, state.rng)
+                    if state.rng.random() < state.faults.malformed
+                    else job
+                    for job in page
+                ]
+        body = {
+            "requestId": uuid.uuid4().hex[:30],
+            "httpCode": 200,
+            "errorCode": "success",
+            "errorMsg": "",
+            "data": {
+                "runningJobInfoList": page,
+                "totalCount": len(matching),
+                "pageNumber": page_number,
+                "pageSize": page_size,
+            },
+        }
+        self._reply(200, body)
+
+
+class ApiSimulator(QuietThreadingHTTPServer):
+    """The simulator's HTTP server; ``url`` is its endpoint for a target's ``endpoint:``."""
+
+    def __init__(
+        self,
+        jobs: JobSource | Sequence[dict],
+        *,
+        credentials: dict[str, tuple[str, str | None]] | None = None,
+        faults: Faults = NO_FAULTS,
+        clock: Callable[[], float] = time.time,
+        address: tuple[str, int] = ("127.0.0.1", 0),
+        rate_limit: float | None = None,
+    ) -> None:
+        fixed = None if callable(jobs) else list(jobs)
+        source = jobs if fixed is None else (lambda now: fixed)
+        self.state = SimulatorState(
+            jobs=source,
+            credentials=credentials or {DEMO_ACCESS_KEY_ID: (DEMO_ACCESS_KEY_SECRET, None)},
+            faults=faults,
+            clock=clock,
+            rng=random.Random(faults.seed),
+            limit=TokenBucket(rate_limit) if rate_limit else None,
+        )
+        super().__init__(address, SimulatorHandler)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def set_jobs(self, jobs: JobSource | Sequence[dict]) -> None:
+        with self.state.lock:
+            fixed = None if callable(jobs) else list(jobs)
+            self.state.jobs = jobs if fixed is None else (lambda now: fixed)
+            self.state.cache_key = None
+
+    def set_faults(self, faults: Faults) -> None:
+        with self.state.lock:
+            self.state.faults = faults
+            if faults.seed is not None:
+                self.state.rng.seed(faults.seed)
+
+    def start(self) -> ApiSimulator:
+        self._thread = threading.Thread(
+            target=self.serve_forever, args=(0.05,), name="simulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="A local GetRunningJobs simulator.")
+    parser.add_argument("--listen", default="127.0.0.1:18080", help="host:port")
+    parser.add_argument("--jobs", help="JSON file with a list of job records to serve")
+    parser.add_argument(
+        "--demo-jobs", type=int, default=120, help="background jobs of the phased demo workload"
+    )
+    parser.add_argument(
+        "--running", type=int, help="serve a list of this many running jobs that moves (churn)"
+    )
+    parser.add_argument("--finish-rate", type=float, default=5.0, help="with --running: jobs/s")
+    parser.add_argument("--submit-rate", type=float, default=5.0, help="with --running: jobs/s")
+    parser.add_argument("--descending", action="store_true", help="with --running: newest first")
+    parser.add_argument(
+        "--rate-limit", type=float, help="answer Throttling.User above this many requests/s"
+    )
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per response")
+    parser.add_argument("--throttle", type=float, default=0.0)
+    parser.add_argument("--server-error", type=float, default=0.0)
+    parser.add_argument("--disconnect", type=float, default=0.0)
+    parser.add_argument("--malformed", type=float, default=0.0)
+    parser.add_argument("--access-key-id", default=DEMO_ACCESS_KEY_ID)
+    parser.add_argument("--access-key-secret", default=DEMO_ACCESS_KEY_SECRET)
+    return parser
+
+
+def job_source(args: argparse.Namespace) -> JobSource | list[dict]:
+    """What the flags ask to serve: a file's jobs, a churning list, or the phased demo."""
+    if args.jobs:
+        with open(args.jobs, encoding="utf-8") as handle:
+            return json.load(handle)
+    if args.running is not None:
+        from exporter.demo.churn import Churn, ChurningJobs
+
+        churn = Churn(args.finish_rate, args.submit_rate, descending=args.descending)
+        return ChurningJobs(args.running, churn, start=time.time())
+    # Imported here: the demo workload is built on this module.
+    from exporter.demo.workload import phased_workload
+
+    return phased_workload(time.time(), jobs_per_quota=max(1, args.demo_jobs // 3))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    host, _, port = args.listen.rpartition(":")
+    faults = replace(
+        Faults(),
+        latency=args.latency,
+        throttle=args.throttle,
+        server_error=args.server_error,
+        disconnect=args.disconnect,
+        malformed=args.malformed,
+    )
+    simulator = ApiSimulator(
+        job_source(args),
+        credentials={args.access_key_id: (args.access_key_secret, None)},
+        faults=faults,
+        address=(host or "127.0.0.1", int(port)),
+        rate_limit=args.rate_limit,
+    )
+    print(f"GetRunningJobs simulator on {simulator.url}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        simulator.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

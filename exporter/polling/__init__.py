@@ -1,0 +1,5 @@
+"""Polling: read each target's window, aggregate it, publish a snapshot, on a schedule.
+
+Reads ``exporter.config`` and ``exporter.api``; reports through ``observer.PollObserver``
+and never imports the metrics or the web side.
+"""

@@ -1,0 +1,71 @@
+"""APScheduler runs each target's poll every ``interval``, the first one at start.
+
+``max_instances=1`` keeps two polls of one target from overlapping; ``coalesce`` turns runs
+missed while a poll was late into a single run instead of a queue of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from exporter.polling.poller import TargetPoller
+
+# The logger's name is part of every log line (logger=...): it stays as it was published.
+log = logging.getLogger("exporter.scheduling")
+
+
+async def run_poll(poller: TargetPoller, in_flight: set[asyncio.Task] | None = None) -> None:
+    task = asyncio.current_task()
+    if in_flight is not None and task is not None:
+        in_flight.add(task)
+    try:
+        await poller.poll()
+    except asyncio.CancelledError:
+        # Shutdown cancels polls in flight; that is not an error worth a traceback.
+        log.debug("poll cancelled", extra={"target": poller.target.name})
+    finally:
+        if in_flight is not None:
+            in_flight.discard(task)
+
+
+class PollScheduler:
+    """Runs each poller every interval on APScheduler, never two polls of a target at once."""
+
+    def __init__(self, pollers: Sequence[TargetPoller], interval: float) -> None:
+        self._in_flight: set[asyncio.Task] = set()
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        now = datetime.now(UTC)
+        for index, poller in enumerate(pollers):
+            self._scheduler.add_job(
+                run_poll,
+                IntervalTrigger(seconds=interval, timezone=UTC),
+                id=f"poll-{index}-{poller.target.name}",
+                name=f"poll {poller.target.name}",
+                next_run_time=now,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(interval)),
+                args=(poller, self._in_flight),
+            )
+
+    def start(self) -> None:
+        """Start polling; must be called from within the running event loop."""
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+    async def stop(self) -> None:
+        """Stop scheduling and cancel this scheduler's polls in flight (a reload replaces it)."""
+        self.shutdown()
+        polls = list(self._in_flight)
+        for task in polls:
+            task.cancel()
+        await asyncio.gather(*polls, return_exceptions=True)

@@ -1,0 +1,275 @@
+"""A small HTTP/1.1 server whose resources are bounded by its limits, not by its clients.
+
+Go's ``http.Server`` (which the exporter-toolkit and Prometheus serve with) keeps a cheap
+goroutine per connection and bounds each with header-read, idle and TLS-handshake timeouts;
+Prometheus caps connections with ``--web.max-connections``. Here the same shape is an asyncio
+loop in one thread: a connection that sends nothing costs a socket and a coroutine, never a
+thread, and the handler's work goes to a fixed pool of worker threads (see ``web/server.py``).
+
+When ``max_connections`` are open, a new connection takes the place of the oldest one that has
+not yet sent a whole request (a half-open or slow client); if every connection is busy or kept
+alive after a request, the new one is closed at once. So a thousand idle connections cannot
+keep a fresh scrape out, and a scraper's kept-alive connection is never taken from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from types import MappingProxyType
+
+# The logger's name is part of every log line (logger=...): it stays as it was published.
+log = logging.getLogger("exporter.httpserver")
+
+TOKEN_CHARACTERS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """What one client can hold of the server; README "Hardening" lists these."""
+
+    max_connections: int = 64
+    # From accepting a connection (or the end of TLS) to the end of its request headers.
+    header_timeout: float = 10.0
+    # How long a kept-alive connection may wait for its next request.
+    idle_timeout: float = 120.0
+    tls_handshake_timeout: float = 10.0
+    # Sending one response; a client that does not read is dropped.
+    write_timeout: float = 30.0
+    max_header_bytes: int = 16 * 1024
+    max_body_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One parsed HTTP request: method, path, headers."""
+
+    method: str
+    target: str
+    # Lower-case names; a repeated header's values joined with ", " (RFC 9110, 5.3).
+    headers: Mapping[str, str]
+    client: str
+
+    @property
+    def path(self) -> str:
+        return self.target.split("?", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """One HTTP response to send: status, body parts, headers, whether to close."""
+
+    status: int
+    body: tuple[bytes, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    # Close the connection after this response (e.g. after refusing credentials).
+    close: bool = False
+    # HEAD: the headers of the full response, no body.
+    head_only: bool = False
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def plain(status: int, text: str, *, close: bool = False) -> Response:
+    body = text.encode()
+    return Response(status, (body,), (("Content-Type", "text/plain; charset=utf-8"),), close)
+
+
+def parse_head(head: bytes, client: str) -> Request | None:
+    """The request line and headers, or None when they are not well-formed HTTP/1.1."""
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or parts[2] not in ("HTTP/1.1", "HTTP/1.0") or not parts[1]:
+        return None
+    if not set(parts[0].lower()) <= TOKEN_CHARACTERS or not parts[0]:
+        return None
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        # Folded lines and spaces before the colon are refused (RFC 9112, 5.1 and 5.2).
+        if not sep or not name or not set(name.lower()) <= TOKEN_CHARACTERS:
+            return None
+        name, value = name.lower(), value.strip(" \t")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    if parts[2] == "HTTP/1.0":
+        headers["connection"] = "close"
+    return Request(parts[0], parts[1], MappingProxyType(headers), client)
+
+
+def response_bytes(response: Response, close: bool) -> tuple[bytes, ...]:
+    length = sum(len(part) for part in response.body)
+    lines = [f"HTTP/1.1 {response.status} {HTTPStatus(response.status).phrase}"]
+    lines += [f"{name}: {value}" for name, value in response.headers]
+    lines.append(f"Content-Length: {length}")
+    if close:
+        lines.append("Connection: close")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return (head,) if response.head_only else (head, *response.body)
+
+
+@dataclass(eq=False, slots=True)
+class Connection:
+    """Reads requests from one client connection and writes responses, within limits."""
+
+    writer: asyncio.StreamWriter
+    # "new" until a whole request has arrived; then "busy" or "idle" (kept alive).
+    state: str = "new"
+    peer: str = field(default="")
+
+
+class BoundedHTTPServer:
+    """Serves ``handler`` on ``address`` from a thread of its own (``serve_in_thread``)."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: Handler,
+        limits: ServerLimits | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        # Bound here, so that a taken port fails at start with an OSError, before any thread.
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._socket.bind(address)
+            # A deep accept queue: the kernel holds a burst until the loop takes it.
+            self._socket.listen(128)
+        except OSError:
+            self._socket.close()
+            raise
+        self.server_address = self._socket.getsockname()
+        self._handler = handler
+        self.limits = limits or ServerLimits()
+        self.tls = tls
+        self._connections: OrderedDict[Connection, None] = OrderedDict()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+
+    def serve_in_thread(self) -> threading.Thread:
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), name="web")
+        self._thread.daemon = True
+        self._thread.start()
+        self._started.wait(10)
+        return self._thread
+
+    def shutdown(self) -> None:
+        """Stop accepting, close every connection and wait for the server thread to end."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def server_close(self) -> None:
+        self._socket.close()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        server = await asyncio.start_server(
+            self._on_connection, sock=self._socket, limit=self.limits.max_header_bytes
+        )
+        self._started.set()
+        await self._stop.wait()
+        server.close()
+        for connection in list(self._connections):
+            connection.writer.transport.abort()
+        await server.wait_closed()
+
+    def _admit(self, connection: Connection) -> bool:
+        if len(self._connections) >= self.limits.max_connections:
+            oldest_new = next((c for c in self._connections if c.state == "new"), None)
+            if oldest_new is None:
+                return False
+            log.debug("connection limit reached: dropping the oldest idle-before-request one")
+            oldest_new.writer.transport.abort()
+            self._connections.pop(oldest_new, None)
+        self._connections[connection] = None
+        return True
+
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        peer = writer.get_extra_info("peername")
+        connection = Connection(writer, peer=str(peer[0]) if peer else "")
+        if not self._admit(connection):
+            writer.transport.abort()
+            return
+        try:
+            if self.tls is not None:
+                await writer.start_tls(
+                    self.tls, ssl_handshake_timeout=self.limits.tls_handshake_timeout
+                )
+            await self._requests(reader, connection)
+        except (OSError, ssl.SSLError, TimeoutError, asyncio.IncompleteReadError) as error:
+            log.debug("connection ended", extra={"client": connection.peer, "error": str(error)})
+            connection.writer.transport.abort()
+        except Exception:
+            # A bug here must cost one connection, never the server.
+            log.exception("serving a connection failed", extra={"client": connection.peer})
+            connection.writer.transport.abort()
+        finally:
+            self._connections.pop(connection, None)
+            # A graceful close: what drain() left in the buffer is still sent.
+            if not connection.writer.transport.is_closing():
+                connection.writer.close()
+
+    async def _read_request(
+        self, reader: asyncio.StreamReader, connection: Connection
+    ) -> Request | Response | None:
+        """The next request; a Response when it must be refused; None when the client left."""
+        wait = self.limits.header_timeout if connection.state == "new" else self.limits.idle_timeout
+        try:
+            async with asyncio.timeout(wait):
+                head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:
+            return plain(431, "request headers too large\n", close=True)
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            return None
+        connection.state = "busy"
+        request = parse_head(head, connection.peer)
+        if request is None:
+            return plain(400, "bad request\n", close=True)
+        if "transfer-encoding" in request.headers:
+            return plain(501, "request bodies must have a Content-Length\n", close=True)
+        length = request.headers.get("content-length", "0")
+        # isascii: str.isdigit() also takes "²", which int() refuses.
+        if not (length.isascii() and length.isdigit()) or int(length) > self.limits.max_body_bytes:
+            return plain(413, "request body too large\n", close=True)
+        if int(length):
+            async with asyncio.timeout(self.limits.header_timeout):
+                await reader.readexactly(int(length))
+        return request
+
+    async def _requests(self, reader: asyncio.StreamReader, connection: Connection) -> None:
+        while True:
+            request = await self._read_request(reader, connection)
+            if request is None:
+                return
+            if isinstance(request, Response):
+                response, close = request, True
+            else:
+                try:
+                    response = await self._handler(request)
+                except Exception:
+                    log.exception("handling a request failed")
+                    response = plain(500, "internal error\n", close=True)
+                close = response.close or request.headers.get("connection", "").lower() == "close"
+            async with asyncio.timeout(self.limits.write_timeout):
+                connection.writer.writelines(response_bytes(response, close))
+                await connection.writer.drain()
+            if close:
+                return
+            connection.state = "idle"

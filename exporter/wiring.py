@@ -1,0 +1,181 @@
+"""Wiring: one configuration's running parts (store, metrics, pollers), the server, reloads.
+
+``cli`` decides from the flags what to run; this module assembles it and runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from exporter.config import Config, ConfigError
+from exporter.metrics.registries import ExporterMetrics
+from exporter.metrics.rendering import MetricsRenderer
+from exporter.polling.poller import TargetPoller
+from exporter.polling.snapshot import SnapshotStore
+from exporter.reload import ConfigReloader
+from exporter.web.httpserver import ServerLimits
+from exporter.web.server import ExporterHTTPServer
+from exporter.web.status_page import StatusPage
+from exporter.web.webconfig import WebConfig, load_web_config
+
+# The logger's name is part of every log line (logger=...): it stays as it was published.
+log = logging.getLogger("exporter")
+
+RELOAD_TIMEOUT_SECONDS = 60.0
+
+
+class Exporter:
+    """Assembles the running parts of one configuration: store, metrics, a poller per target."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.store = SnapshotStore(config.targets)
+        self.metrics = ExporterMetrics(
+            self.store,
+            config.targets,
+            config.constant_label_names,
+            config.poll.interval,
+            max_staleness=config.poll.effective_max_staleness,
+            top_jobs=config.metrics.top_jobs,
+        )
+        self.renderer = MetricsRenderer(self.store, self.metrics)
+        self.pollers = [
+            TargetPoller(
+                target,
+                config.poll,
+                self.store,
+                self.metrics.polls,
+                top_jobs=config.metrics.top_jobs,
+            )
+            for target in config.targets
+        ]
+
+    async def aclose(self) -> None:
+        for poller in self.pollers:
+            await poller.aclose()
+
+
+async def run_once(config: Config) -> int:
+    exporter = Exporter(config)
+    try:
+        results = await asyncio.gather(*(poller.poll() for poller in exporter.pollers))
+    finally:
+        await exporter.aclose()
+    sys.stdout.write(exporter.renderer.render().decode())
+    return 0 if all(results) else 1
+
+
+async def serve(reloader: ConfigReloader, exporter: Exporter, server: ExporterHTTPServer) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    reloads: set[asyncio.Task] = set()
+
+    def reload_on_sighup() -> None:
+        log.info("SIGHUP: reloading the configuration")
+        task = loop.create_task(reloader.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload_on_sighup)
+    # A reload that hangs (an HTTP client that will not close) fails the request, not a worker.
+    server.reload = lambda: asyncio.run_coroutine_threadsafe(reloader.reload(), loop).result(
+        timeout=RELOAD_TIMEOUT_SECONDS
+    )
+    reloader.start(exporter)
+    await stop.wait()
+    log.info("shutting down")
+    server.reload = None
+    await reloader.stop()
+    current = asyncio.current_task()
+    in_flight = [task for task in asyncio.all_tasks() if task is not current]
+    for task in in_flight:
+        task.cancel()
+    await asyncio.gather(*in_flight, return_exceptions=True)
+    server.shutdown()
+    server.server_close()
+    return 0
+
+
+def new_reloader(
+    server: ExporterHTTPServer,
+    load: Callable[[], Config],
+    web_config_file: str | None,
+    telemetry_path: str,
+) -> ConfigReloader:
+    def serve_exporter(exporter: Exporter) -> None:
+        report = StatusPage(exporter.store, exporter.config.poll.interval, telemetry_path)
+        server.serve_state(exporter.renderer, lambda: exporter.store.ready, report)
+
+    def load_web() -> WebConfig:
+        try:
+            return load_web_config(web_config_file or "")
+        except ConfigError as error:
+            error.args = (f"web config: {error}",)
+            raise
+
+    return ConfigReloader(
+        load,
+        Exporter,
+        lambda e: e.metrics.self_registry,
+        serve_exporter,
+        load_web=load_web if web_config_file else None,
+        apply_web=server.use_web_config,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """What the web flags decided: where and how to serve."""
+
+    listen: tuple[str, int]
+    listen_address: str
+    telemetry_path: str
+    web_config: WebConfig
+    web_config_file: str | None
+    max_connections: int
+
+
+def open_server(exporter: Exporter, options: ServeOptions) -> ExporterHTTPServer:
+    """The HTTP server for ``exporter``, listening and serving in its thread (or ``OSError``)."""
+    config = exporter.config
+    server = ExporterHTTPServer(
+        options.listen,
+        exporter.renderer,
+        lambda: exporter.store.ready,
+        options.telemetry_path,
+        options.web_config,
+        limits=ServerLimits(max_connections=options.max_connections),
+        report=StatusPage(exporter.store, config.poll.interval, options.telemetry_path),
+    )
+    server.serve_in_thread()
+    log.info(
+        "listening",
+        extra={
+            "address": options.listen_address,
+            "tls": options.web_config.tls is not None,
+            "basic_auth": bool(options.web_config.users),
+            "telemetry_path": options.telemetry_path,
+            "targets": ",".join(t.name for t in config.targets),
+            "interval_seconds": config.poll.interval,
+            "max_connections": options.max_connections,
+        },
+    )
+    return server
+
+
+def run_server(
+    server: ExporterHTTPServer,
+    exporter: Exporter,
+    load: Callable[[], Config],
+    options: ServeOptions,
+) -> int:
+    """Poll and serve until SIGTERM or SIGINT; the exit status."""
+    reloader = new_reloader(server, load, options.web_config_file, options.telemetry_path)
+    return asyncio.run(serve(reloader, exporter, server))

@@ -1,0 +1,1 @@
+"""Test equipment shared by unit, integration and deploy tests: each helper exists here once."""

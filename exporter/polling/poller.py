@@ -101,6 +101,7 @@ class TargetPoller:
         """Run one poll; True if it succeeded and its snapshot is now published."""
         started = time.monotonic()
         deadline = self._settings.effective_deadline
+        self._reader = None  # a poll that fails before its read reports nothing of the last one
         try:
             async with asyncio.timeout(deadline):
                 read = await self._read()

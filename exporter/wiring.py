@@ -42,6 +42,9 @@ class Exporter:
             config.poll.interval,
             max_staleness=config.poll.effective_max_staleness,
             top_jobs=config.metrics.top_jobs,
+            job_changes=config.metrics.job_changes,
+            queue_wait_buckets=config.metrics.queue_wait_buckets,
+            run_time_buckets=config.metrics.run_time_buckets,
         )
         self.renderer = MetricsRenderer(self.store, self.metrics)
         self.pollers = [
@@ -51,6 +54,7 @@ class Exporter:
                 self.store,
                 self.metrics.polls,
                 top_jobs=config.metrics.top_jobs,
+                run_time_buckets=config.metrics.run_time_buckets,
             )
             for target in config.targets
         ]

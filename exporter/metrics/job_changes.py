@@ -76,12 +76,15 @@ class JobChangeMetrics(Collector):
         interval: float,
         queue_wait_buckets: tuple[float, ...],
         run_time_buckets: tuple[float, ...],
+        tracker: JobTracker | None = None,
     ) -> None:
         self._label_names = label_names
         self._interval = interval
         self._queue_bounds = queue_wait_buckets
         self._run_bounds = run_time_buckets
-        self._tracker = JobTracker()
+        # Handed on by a reload, so unchanged targets are not baselines again.
+        self._tracker = tracker if tracker is not None else JobTracker()
+        self._targets: set[Target] = set()
         self._lock = threading.Lock()
         self._started: dict[tuple[str, ...], int] = {}
         self._finished: dict[tuple[str, ...], int] = {}
@@ -100,8 +103,12 @@ class JobChangeMetrics(Collector):
         seen = SeenJobs.of(window, jobs, last.jobs if last is not None else None)
         changes = self._tracker.observe(target, seen)
         values = tuple(target_label_values(target, self._label_names))
-        # A group's first job is in the baseline or among the started ones.
-        new_jobs = seen.jobs.values() if changes is None else changes.started
+        # A group's first job is in the baseline or among the started ones; after a reload the
+        # last poll (made before it) has groups these counters have not seen yet.
+        new_jobs = list(seen.jobs.values() if changes is None else changes.started)
+        if target not in self._targets and last is not None:
+            new_jobs += last.jobs.values()
+        self._targets.add(target)
         with self._lock:
             self._create_children(values, {group_of(job) for job in new_jobs})
             if changes is not None:

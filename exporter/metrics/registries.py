@@ -18,6 +18,7 @@ from exporter.metrics.job_view import TopJobsCollector
 from exporter.metrics.poll_metrics import PollMetrics
 from exporter.metrics.run_times import RunTimesCollector
 from exporter.metrics.staleness import Staleness
+from exporter.polling.job_changes import JobTracker
 from exporter.polling.observer import PollOutcome
 from exporter.polling.snapshot import SnapshotStore
 
@@ -48,7 +49,8 @@ class ExporterMetrics:
 
     ``job_registry`` holds the job series (rendered once per published poll), ``self_registry``
     the exporter's own; ``polls`` is the observer the pollers report to. ``top_jobs`` and
-    ``job_changes`` add the per-job view and jobs over time (``metrics.*`` in the config).
+    ``job_changes`` add the per-job view and jobs over time (``metrics.*`` in the config);
+    ``job_tracker`` is the last exporter's, on a reload.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class ExporterMetrics:
         job_changes: bool = True,
         queue_wait_buckets: tuple[float, ...] = DEFAULT_QUEUE_WAIT_BUCKETS,
         run_time_buckets: tuple[float, ...] = DEFAULT_RUN_TIME_BUCKETS,
+        job_tracker: JobTracker | None = None,
     ) -> None:
         self.staleness = Staleness(max_staleness, clock)
         self.job_registry = CollectorRegistry(auto_describe=True)
@@ -76,10 +79,13 @@ class ExporterMetrics:
                 TopJobsCollector(store, label_names, top_jobs, self.staleness)
             )
         self.job_registry.register(RunTimesCollector(store, label_names, interval, self.staleness))
+        # The last good poll of each target, kept across reloads for the targets that stay.
+        self.job_tracker = job_tracker if job_tracker is not None else JobTracker()
+        self.job_tracker.retain(targets if job_changes else ())
         self.job_changes: JobChangeMetrics | None = None
         if job_changes:
             self.job_changes = JobChangeMetrics(
-                label_names, interval, queue_wait_buckets, run_time_buckets
+                label_names, interval, queue_wait_buckets, run_time_buckets, self.job_tracker
             )
             self.job_registry.register(self.job_changes)
         self.self_registry = CollectorRegistry(auto_describe=True)

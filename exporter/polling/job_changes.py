@@ -122,11 +122,18 @@ class JobTracker:
     """Each target's last good poll, and what changed at each new one.
 
     Keyed by the target itself (region, endpoint, filters, labels, credentials), so a target
-    whose configuration changed is a new target: its first poll is a baseline.
+    whose configuration changed is a new target: its first poll is a baseline. A reload hands
+    the tracker on (``retain``), so an unchanged target's first poll after it is compared with
+    its last poll before it.
     """
 
     def __init__(self) -> None:
         self._last: dict[Target, SeenJobs] = {}
+
+    def retain(self, targets: Iterable[Target]) -> None:
+        """Forget every target but ``targets`` (the configuration's, after a reload)."""
+        keep = set(targets)
+        self._last = {target: seen for target, seen in self._last.items() if target in keep}
 
     def last(self, target: Target) -> SeenJobs | None:
         """``target``'s last good poll, if there was one."""

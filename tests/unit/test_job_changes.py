@@ -190,3 +190,25 @@ def test_an_observation_equal_to_a_bound_is_in_that_bucket() -> None:
     metrics.poll_published(target, TimeSlice(NOW + 60 - WINDOW, NOW + 60), [waited])
     buckets = values_of(exposition(metrics), "maxcompute_job_queue_wait_seconds_bucket")
     assert buckets[(("le", "60.0"), ("quota", "etl"), ("region", "cn-hangzhou"))] == 1.0
+
+
+def test_a_reload_hands_the_tracker_on_and_the_new_counters_count_from_zero() -> None:
+    tracker = JobTracker()
+    ending = job("ending", NOW - 500, NOW - 400, project="bi")
+    before = JobChangeMetrics(("account",), 60.0, (60.0,), (300.0,), tracker)
+    before.poll_published(PROD, TimeSlice(NOW - WINDOW, NOW), [STEADY, ending])
+    # The reload: the new configuration keeps PROD; new counters, the same tracker.
+    tracker.retain([PROD, make_target(region="cn-shanghai")])
+    after = JobChangeMetrics(("account",), 60.0, (60.0,), (300.0,), tracker)
+    after.poll_published(PROD, TimeSlice(NOW + 60 - WINDOW, NOW + 60), [STEADY, FRESH])
+    text = exposition(after)
+    # The first poll after the reload is compared with the last before it, not a baseline;
+    # the finished job's group was in no poll the new counters saw, its series exist anyway.
+    assert values_of(text, "maxcompute_jobs_finished_total") == {
+        labels("etl", "dw"): 0.0,
+        labels("etl", "bi"): 1.0,
+    }
+    assert values_of(text, "maxcompute_jobs_started_total")[labels("etl", "dw")] == 1.0
+    # A target the new configuration does not have is forgotten.
+    tracker.retain([])
+    assert after.tracked_jobs == 0

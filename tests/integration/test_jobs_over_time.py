@@ -18,7 +18,7 @@ import pytest
 from exporter.config import PollSettings
 from exporter.demo.churn import Churn, ChurningJobs
 from exporter.demo.simulator import ApiSimulator, Faults
-from exporter.metrics.registries import ExporterMetrics
+from exporter.metrics.registries import ExporterMetrics, PollReports
 from exporter.metrics.rendering import MetricsRenderer
 from exporter.polling.poller import TargetPoller
 from exporter.polling.snapshot import SnapshotStore
@@ -171,3 +171,26 @@ async def test_counters_and_histograms_equal_the_simulators_counts_since_the_bas
         check=False,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+class BrokenStep(PollReports):
+    """Jobs over time with a defect: comparing polls raises."""
+
+    def poll_published(self, target, window, jobs) -> None:
+        raise ZeroDivisionError("a defect in the derived step")
+
+
+async def test_a_defect_in_the_derived_step_neither_undoes_the_poll_nor_escapes(
+    clock: FrozenClock, simulator: ApiSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    target = make_target(simulator.url, credentials=KEY)
+    store = SnapshotStore((target,))
+    metrics = ExporterMetrics(store, (target,), (), 60.0, clock=clock, process_metrics=False)
+    broken = BrokenStep(metrics.polls.polls, metrics.job_changes)
+    poller = TargetPoller(target, SETTINGS, store, broken, clock=clock)
+    try:
+        assert await poller.poll()
+    finally:
+        await poller.aclose()
+    assert store.status(target).up and store.status(target).snapshot.jobs == 30  # at T0
+    assert "comparing the poll with the last one failed" in caplog.text

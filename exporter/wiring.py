@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from exporter.config import Config, ConfigError
 from exporter.metrics.registries import ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
+from exporter.polling.job_changes import JobTracker
 from exporter.polling.poller import TargetPoller
 from exporter.polling.snapshot import SnapshotStore
 from exporter.reload import ConfigReloader
@@ -32,7 +33,8 @@ RELOAD_TIMEOUT_SECONDS = 60.0
 class Exporter:
     """Assembles the running parts of one configuration: store, metrics, a poller per target."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, job_tracker: JobTracker | None = None) -> None:
+        """``job_tracker``: the running exporter's, on a reload (see ``polling.job_changes``)."""
         self.config = config
         self.store = SnapshotStore(config.targets)
         self.metrics = ExporterMetrics(
@@ -42,6 +44,10 @@ class Exporter:
             config.poll.interval,
             max_staleness=config.poll.effective_max_staleness,
             top_jobs=config.metrics.top_jobs,
+            job_changes=config.metrics.job_changes,
+            queue_wait_buckets=config.metrics.queue_wait_buckets,
+            run_time_buckets=config.metrics.run_time_buckets,
+            job_tracker=job_tracker,
         )
         self.renderer = MetricsRenderer(self.store, self.metrics)
         self.pollers = [
@@ -51,6 +57,7 @@ class Exporter:
                 self.store,
                 self.metrics.polls,
                 top_jobs=config.metrics.top_jobs,
+                run_time_buckets=config.metrics.run_time_buckets,
             )
             for target in config.targets
         ]
@@ -108,7 +115,11 @@ def new_reloader(
     load: Callable[[], Config],
     web_config_file: str | None,
     telemetry_path: str,
+    job_tracker: JobTracker | None = None,
 ) -> ConfigReloader:
+    """``job_tracker`` goes from each exporter to the next, so a reload does not make the
+    targets it leaves unchanged start jobs over time from a baseline again."""
+
     def serve_exporter(exporter: Exporter) -> None:
         report = StatusPage(exporter.store, exporter.config.poll.interval, telemetry_path)
         server.serve_state(exporter.renderer, lambda: exporter.store.ready, report)
@@ -122,7 +133,7 @@ def new_reloader(
 
     return ConfigReloader(
         load,
-        Exporter,
+        lambda config: Exporter(config, job_tracker),
         lambda e: e.metrics.self_registry,
         serve_exporter,
         load_web=load_web if web_config_file else None,
@@ -177,5 +188,11 @@ def run_server(
     options: ServeOptions,
 ) -> int:
     """Poll and serve until SIGTERM or SIGINT; the exit status."""
-    reloader = new_reloader(server, load, options.web_config_file, options.telemetry_path)
+    reloader = new_reloader(
+        server,
+        load,
+        options.web_config_file,
+        options.telemetry_path,
+        job_tracker=exporter.metrics.job_tracker,
+    )
     return asyncio.run(serve(reloader, exporter, server))

@@ -17,7 +17,9 @@ from exporter.config.credentials import parse_credentials
 from exporter.config.model import Config, MetricsSettings, PollSettings, Target
 from exporter.config.values import (
     ConfigError,
+    boolean,
     bounded_int,
+    bucket_bounds,
     check_keys,
     constant_labels,
     format_duration,
@@ -141,12 +143,29 @@ def parse_poll(value: object) -> PollSettings:
     )
 
 
+METRICS_KEYS = {"top_jobs", "job_changes", "queue_wait_buckets", "run_time_buckets"}
+
+
 def parse_metrics(value: object) -> MetricsSettings:
-    block = check_keys("metrics", {} if value is None else value, {"top_jobs"})
-    top_jobs = MetricsSettings().top_jobs
+    block = check_keys("metrics", {} if value is None else value, METRICS_KEYS)
+    default = MetricsSettings()
+    top_jobs = default.top_jobs
     if "top_jobs" in block:
         top_jobs = bounded_int("metrics.top_jobs", block["top_jobs"], 0, MAX_TOP_JOBS)
-    return MetricsSettings(top_jobs=top_jobs)
+    job_changes = default.job_changes
+    if "job_changes" in block:
+        job_changes = boolean("metrics.job_changes", block["job_changes"])
+    queue_wait, run_time = default.queue_wait_buckets, default.run_time_buckets
+    if "queue_wait_buckets" in block:
+        queue_wait = bucket_bounds("metrics.queue_wait_buckets", block["queue_wait_buckets"])
+    if "run_time_buckets" in block:
+        run_time = bucket_bounds("metrics.run_time_buckets", block["run_time_buckets"])
+    return MetricsSettings(
+        top_jobs=top_jobs,
+        job_changes=job_changes,
+        queue_wait_buckets=queue_wait,
+        run_time_buckets=run_time,
+    )
 
 
 def parse_config(data: object, environ: Mapping[str, str] | None = None) -> Config:

@@ -66,12 +66,29 @@ class PollSettings:
         return self.max_staleness if self.max_staleness is not None else self.interval * 3
 
 
+# Batch jobs: most wait seconds for CUs, a saturated quota makes them wait minutes to hours.
+DEFAULT_QUEUE_WAIT_BUCKETS = (
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0,
+    43200.0, 86400.0,
+)  # fmt: skip
+# Batch jobs run from seconds to a day; 10 min, 1 h and 6 h are the usual questions.
+DEFAULT_RUN_TIME_BUCKETS = (
+    10.0, 30.0, 60.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 10800.0, 21600.0, 43200.0,
+    86400.0,
+)  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class MetricsSettings:
-    """What the metrics add beyond the aggregates: the opt-in per-job view."""
+    """What the metrics add beyond the aggregates: the per-job view, jobs over time."""
 
     # 0: the per-job view is off; N: each target's top N jobs by CU share and by run time.
     top_jobs: int = 0
+    # Jobs over time: what started and finished between two good polls (memory per job).
+    job_changes: bool = True
+    # Upper bounds (seconds) of the histograms' buckets; +Inf is added to each.
+    queue_wait_buckets: tuple[float, ...] = DEFAULT_QUEUE_WAIT_BUCKETS
+    run_time_buckets: tuple[float, ...] = DEFAULT_RUN_TIME_BUCKETS
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,3 +154,37 @@ def bounded_int(key: str, value: object, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConfigError(key, f"a whole number from {low} to {high}", value)
     return value
+
+
+MAX_BUCKETS = 30
+BUCKETS_EXPECTED = (
+    f"a list of 1 to {MAX_BUCKETS} increasing upper bounds in seconds, numbers or durations "
+    "(e.g. [60, 10m, 1h])"
+)
+
+
+def bucket_bounds(key: str, value: object) -> tuple[float, ...]:
+    """Histogram bucket bounds in seconds: positive, finite, strictly increasing (+Inf implied)."""
+    if not isinstance(value, list) or not 0 < len(value) <= MAX_BUCKETS:
+        raise ConfigError(key, BUCKETS_EXPECTED, value)
+    bounds: list[float] = []
+    for index, item in enumerate(value):
+        where = f"{key}[{index}]"
+        if isinstance(item, str):
+            seconds = parse_duration(where, item)
+        elif isinstance(item, (int, float)) and not isinstance(item, bool):
+            seconds = float(item)
+        else:
+            raise ConfigError(where, "a number of seconds or a duration like 10m", item)
+        if not (0 < seconds < float("inf")):
+            raise ConfigError(where, "a bound above 0 and finite (+Inf is always added)", item)
+        if bounds and seconds <= bounds[-1]:
+            raise ConfigError(where, f"a bound above the one before it ({bounds[-1]:g}s)", item)
+        bounds.append(seconds)
+    return tuple(bounds)
+
+
+def boolean(key: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(key, "true or false", value)
+    return value

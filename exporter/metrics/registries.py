@@ -4,23 +4,53 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry
 
+from exporter.api.jobs import RunningJob
+from exporter.api.pages import TimeSlice
 from exporter.config import Target
+from exporter.config.model import DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_RUN_TIME_BUCKETS
 from exporter.metrics.collectors import JobMetricsCollector, TargetStatusCollector
+from exporter.metrics.job_changes import JobChangeMetrics
 from exporter.metrics.job_view import TopJobsCollector
 from exporter.metrics.poll_metrics import PollMetrics
+from exporter.metrics.run_times import RunTimesCollector
 from exporter.metrics.staleness import Staleness
+from exporter.polling.job_changes import JobTracker
+from exporter.polling.observer import PollOutcome
 from exporter.polling.snapshot import SnapshotStore
+
+
+class PollReports:
+    """The observer the pollers report to: the self-metrics, then jobs over time (if on)."""
+
+    def __init__(self, polls: PollMetrics, job_changes: JobChangeMetrics | None) -> None:
+        self.polls = polls
+        self.job_changes = job_changes
+
+    def request_sent(self, target: Target, code: str) -> None:
+        self.polls.request_sent(target, code)
+
+    def rate_learned(self, target: Target, requests_per_second: float) -> None:
+        self.polls.rate_learned(target, requests_per_second)
+
+    def poll_ended(self, target: Target, outcome: PollOutcome) -> None:
+        self.polls.poll_ended(target, outcome)
+
+    def poll_published(self, target: Target, window: TimeSlice, jobs: Iterable[RunningJob]) -> None:
+        if self.job_changes is not None:
+            self.job_changes.poll_published(target, window, jobs)
 
 
 class ExporterMetrics:
     """Assembles the exporter's metrics on registries of their own (no module globals).
 
     ``job_registry`` holds the job series (rendered once per published poll), ``self_registry``
-    the exporter's own; ``polls`` is the observer the pollers report to.
+    the exporter's own; ``polls`` is the observer the pollers report to. ``top_jobs`` and
+    ``job_changes`` add the per-job view and jobs over time (``metrics.*`` in the config);
+    ``job_tracker`` is the last exporter's, on a reload.
     """
 
     def __init__(
@@ -34,6 +64,10 @@ class ExporterMetrics:
         clock: Callable[[], float] = time.time,
         process_metrics: bool = True,
         top_jobs: int = 0,
+        job_changes: bool = True,
+        queue_wait_buckets: tuple[float, ...] = DEFAULT_QUEUE_WAIT_BUCKETS,
+        run_time_buckets: tuple[float, ...] = DEFAULT_RUN_TIME_BUCKETS,
+        job_tracker: JobTracker | None = None,
     ) -> None:
         self.staleness = Staleness(max_staleness, clock)
         self.job_registry = CollectorRegistry(auto_describe=True)
@@ -44,11 +78,23 @@ class ExporterMetrics:
             self.job_registry.register(
                 TopJobsCollector(store, label_names, top_jobs, self.staleness)
             )
+        self.job_registry.register(RunTimesCollector(store, label_names, interval, self.staleness))
+        # The last good poll of each target, kept across reloads for the targets that stay.
+        self.job_tracker = job_tracker if job_tracker is not None else JobTracker()
+        self.job_tracker.retain(targets if job_changes else ())
+        self.job_changes: JobChangeMetrics | None = None
+        if job_changes:
+            self.job_changes = JobChangeMetrics(
+                label_names, interval, queue_wait_buckets, run_time_buckets, self.job_tracker
+            )
+            self.job_registry.register(self.job_changes)
         self.self_registry = CollectorRegistry(auto_describe=True)
         self.self_registry.register(
             TargetStatusCollector(store, label_names, interval, max_staleness)
         )
-        self.polls = PollMetrics(self.self_registry, targets, label_names)
+        self.polls = PollReports(
+            PollMetrics(self.self_registry, targets, label_names), self.job_changes
+        )
         if process_metrics:
             for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
                 self.self_registry.register(collector)

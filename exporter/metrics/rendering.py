@@ -59,10 +59,13 @@ class MetricsRenderer:
         self._rendered = EMPTY_RENDERING
 
     def _jobs(self) -> RenderedJobs:
-        """Rendered again only when a poll published or a snapshot went stale."""
+        """Rendered again when a poll published, a snapshot went stale or job changes counted."""
+        changes = self._metrics.job_changes
         key = (
             self._store.generation,
             self._metrics.staleness.stale_flags(self._store.statuses()),
+            # Counted after the snapshot is published: a render between the two is not final.
+            changes.generation if changes is not None else 0,
         )
         rendered = self._rendered
         if key != rendered.key:

@@ -8,9 +8,10 @@ per-job view is on, a bounded top N of jobs (``TopJobs``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from exporter.api.jobs import RunningJob
+from exporter.polling.run_times import RunTimeFold, RunTimes
 from exporter.polling.top_jobs import TopJobs
 
 
@@ -47,6 +48,8 @@ class AggregateResult:
     oldest_submission_seconds: int | None
     # The per-job view: the top N jobs by CU share and by run time (empty when it is off).
     top_jobs: tuple[RunningJob, ...] = ()
+    # Per quota, how long its running jobs had run at the poll (empty without a fold).
+    run_times: Mapping[str, RunTimes] = field(default_factory=dict)
 
 
 def clamp_progress(progress: float) -> tuple[float, bool]:
@@ -99,11 +102,13 @@ class _Group:
 class JobAggregator:
     """Folds jobs into group accumulators, counting each ``instanceId`` once.
 
-    ``top_jobs`` > 0 also keeps that many leading jobs by CU share and by run time.
+    ``top_jobs`` > 0 also keeps that many leading jobs by CU share and by run time;
+    ``run_times`` also counts each quota's jobs by how long they have run.
     """
 
-    def __init__(self, *, top_jobs: int = 0) -> None:
+    def __init__(self, *, top_jobs: int = 0, run_times: RunTimeFold | None = None) -> None:
         self._top = TopJobs(top_jobs)
+        self._run_times = run_times
         self._groups: dict[GroupKey, _Group] = {}
         self._seen: set[str] = set()
         self._duplicates = 0
@@ -117,6 +122,8 @@ class JobAggregator:
             return
         self._seen.add(job.instance_id)
         self._top.add(job)
+        if self._run_times is not None:
+            self._run_times.add(job)
         key = GroupKey(job.quota, job.project)
         group = self._groups.get(key)
         if group is None:
@@ -145,12 +152,15 @@ class JobAggregator:
             progress_out_of_range=self._out_of_range,
             oldest_submission_seconds=self._oldest_submission,
             top_jobs=self._top.jobs(),
+            run_times=self._run_times.result() if self._run_times is not None else {},
         )
 
 
-def aggregate(jobs: Iterable[RunningJob], *, top_jobs: int = 0) -> AggregateResult:
+def aggregate(
+    jobs: Iterable[RunningJob], *, top_jobs: int = 0, run_times: RunTimeFold | None = None
+) -> AggregateResult:
     """Aggregate ``jobs`` by (quota, project); a repeated ``instance_id`` counts once."""
-    aggregator = JobAggregator(top_jobs=top_jobs)
+    aggregator = JobAggregator(top_jobs=top_jobs, run_times=run_times)
     for job in jobs:
         aggregator.add(job)
     return aggregator.result()

@@ -6,9 +6,12 @@ know whether they become counters, log lines or nothing at all.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from exporter.api.jobs import RunningJob
+from exporter.api.pages import TimeSlice
 from exporter.config import Target
 
 
@@ -38,3 +41,8 @@ class PollObserver(Protocol):
 
     def poll_ended(self, target: Target, outcome: PollOutcome) -> None:
         """A poll ended, before its snapshot or failure is published."""
+
+    def poll_published(self, target: Target, window: TimeSlice, jobs: Iterable[RunningJob]) -> None:
+        """A good poll's snapshot is published: the window it read and its jobs (iterate them
+        now, once), for the steps derived from successive polls (what started, what finished).
+        A failed poll is never reported here."""

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from exporter.api.client import RunningJobsClient
 from exporter.api.errors import ApiError
 from exporter.config import PollSettings, Target
+from exporter.config.model import DEFAULT_RUN_TIME_BUCKETS
 from exporter.polling.aggregation import AggregateResult, aggregate
 from exporter.polling.episode import Episode
 from exporter.polling.observer import PollObserver, PollOutcome
+from exporter.polling.run_times import RunTimeFold
 from exporter.polling.slices import TimeSlice, arrival_rate, plan_from_seen, slide_plan
 from exporter.polling.snapshot import PollFailure, Snapshot, SnapshotStore
 from exporter.polling.window_read import WindowRead, WindowReader
@@ -67,9 +69,11 @@ class TargetPoller:
         *,
         clock: Callable[[], float] = time.time,
         top_jobs: int = 0,
+        run_time_buckets: tuple[float, ...] = DEFAULT_RUN_TIME_BUCKETS,
     ) -> None:
         self.target = target
         self._top_jobs = top_jobs
+        self._run_time_buckets = run_time_buckets
         self._settings = settings
         self._store = store
         self._clock = clock
@@ -105,7 +109,11 @@ class TargetPoller:
         try:
             async with asyncio.timeout(deadline):
                 read = await self._read()
-            result = aggregate(read.jobs(), top_jobs=self._top_jobs)
+            result = aggregate(
+                read.jobs(),
+                top_jobs=self._top_jobs,
+                run_times=RunTimeFold(self._run_time_buckets, read.window.end),
+            )
         except ApiError as error:
             return self._failed(error, started)
         except TimeoutError:
@@ -159,9 +167,14 @@ class TargetPoller:
             progress_out_of_range=result.progress_out_of_range,
         )
         snapshot = Snapshot(
-            result.groups, result.jobs, completed_at=self._clock(), top_jobs=result.top_jobs
+            result.groups,
+            result.jobs,
+            completed_at=self._clock(),
+            top_jobs=result.top_jobs,
+            run_times=result.run_times,
         )
         self._store.publish_success(self.target, snapshot)
+        self._derive(read)
         self._plan = ReadPlan.after(read)
         if self._failing.ends():
             log.info("poll recovered", extra={"target": self.target.name})
@@ -179,6 +192,17 @@ class TargetPoller:
                 "seconds": round(time.monotonic() - started, 3),
             },
         )
+
+    def _derive(self, read: WindowRead) -> None:
+        """Hand the published poll's jobs to the steps that compare successive polls."""
+        try:
+            self._observer.poll_published(self.target, read.window, read.jobs())
+        except Exception:  # a defect there must not undo a published poll, nor escape
+            log.error(
+                "comparing the poll with the last one failed",
+                exc_info=True,
+                extra={"target": self.target.name},
+            )
 
     def _warn_near_edge(self, window: TimeSlice, result: AggregateResult) -> None:
         """Warn (once per episode) when running jobs were submitted near the window's start."""

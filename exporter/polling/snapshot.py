@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from exporter.api.jobs import RunningJob
 from exporter.config import Target
 from exporter.polling.aggregation import GroupAggregate, GroupKey
+from exporter.polling.run_times import RunTimes
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,8 @@ class Snapshot:
     completed_at: float
     # The per-job view's jobs (empty when it is off), see ``exporter.polling.top_jobs``.
     top_jobs: tuple[RunningJob, ...] = ()
+    # Per quota, how long its running jobs had run at the poll, see ``polling.run_times``.
+    run_times: Mapping[str, RunTimes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,14 @@ REQUIRED_CONTENT = {
     "poll errors": "rate(maxcompute_exporter_poll_errors_total",
     "time to saturation": "maxcompute:quota_cu_time_to_saturation:seconds",
     "named jobs": "maxcompute_running_job_cu_ratio",
+    "throughput": "maxcompute:quota_jobs_finished:increase1h",
+    "queue wait quantiles": "maxcompute:quota_job_queue_wait_seconds:p90_15m",
+    "run time quantiles": "maxcompute:quota_job_run_seconds:p90_15m",
+    "queue wait heatmap": "increase(maxcompute_job_queue_wait_seconds_bucket",
+    "jobs running over an hour": 'maxcompute_running_jobs_run_time_seconds_bucket{le="3600.0"',
 }
+# Job series per quota, with no project label: filtered like the quota rules.
+PER_QUOTA_JOB_SERIES = ("maxcompute_running_jobs_run_time_seconds",)
 # Counters of failures: their panels show a series only while it is not zero.
 ERROR_COUNTERS = ("maxcompute_exporter_poll_errors_total", "maxcompute_exporter_invalid_jobs_total")
 # Grafana units that read "per second".
@@ -167,13 +174,16 @@ def test_queries_filter_on_the_variables_and_deduplicate(dashboard):
     for panel in data_panels(dashboard):
         for target in panel["targets"]:
             expr = target["expr"]
-            if "maxcompute_running_jobs" in expr:
+            per_quota = any(name in expr for name in PER_QUOTA_JOB_SERIES)
+            if "maxcompute_running_jobs" in expr and not per_quota:
                 for var in ("$region", "$quota", "$project"):
                     assert var in expr, f"{panel['title']}: {var} missing in {expr}"
                 # Raw job series exist once per replica: never sum them before a max/min.
                 assert re.search(r"\b(max|min)( by| without)? \(", expr), expr
-            elif "maxcompute:quota" in expr:
+            elif "maxcompute:quota" in expr or per_quota:
                 assert "$region" in expr and "$quota" in expr, expr
+                if per_quota:
+                    assert re.search(r"\b(max|min)( by| without)? \(", expr), expr
             elif "maxcompute_" in expr and "build_info" not in expr:
                 assert "$region" in expr, expr
 

@@ -68,6 +68,13 @@ ALLOWED_EMPTY: dict[str, str] = {
     "Invalid jobs": "always-zero series are hidden: the demo sends no invalid record",
     "Time to CU saturation": "only quotas whose saturation rises over 10 evaluations",
 }
+# Panels whose series exist but may be NaN while the demo is healthy: quantiles of what changed
+# between two polls are undefined until a job starts (or finishes) after the exporter's
+# baseline poll, which the seconds this test runs may not hold.
+ALLOWED_UNDEFINED: dict[str, str] = {
+    "Queue wait p50 / p90 (15 min)": "NaN until a job starts after the baseline poll",
+    "Run time p50 / p90 (15 min, lower bound)": "NaN until a job finishes after the baseline",
+}
 
 # Alerts about the exporter's health: they must not match anything while the demo is healthy.
 HEALTH_ALERTS = (
@@ -246,6 +253,8 @@ def check_result(
             return
         pytest.fail(f"{where}\n  returned no data ({body['data']['resultType']})")
     values = [float(v) for series in result for v in series_values(series)]
+    if title in ALLOWED_UNDEFINED:
+        return
     assert any(math.isfinite(v) for v in values), (
         f"{where}\n  returned no finite value: {result[:5]}"
     )
@@ -345,6 +354,7 @@ def test_template_variables_return_the_demo_values(template_values):
 def test_allowed_empty_panels_exist():
     titles = {panel.get("title") for panel, _ in TARGETS}
     assert set(ALLOWED_EMPTY) <= titles
+    assert set(ALLOWED_UNDEFINED) <= titles
 
 
 @pytest.mark.parametrize(

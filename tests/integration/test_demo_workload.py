@@ -28,6 +28,9 @@ MAX_STALENESS = 45  # --demo's poll.max_staleness (3 x interval)
 SCRAPE = 30  # the compose stack's scrape and evaluation interval
 # Alerts about Prometheus scraping the exporter: no workload can make them true.
 SCRAPE_ALERTS = {"MaxComputeExporterDown", "MaxComputeExporterAbsent"}
+# Alerts on what changed between polls (jobs over time): the queue-wait alert needs 15 minutes
+# of waiting starts, longer than the 13.5-minute cycle; rules_test.yml shows it firing.
+LONGER_THAN_A_CYCLE = {"MaxComputeJobsWaitingForCUs"}
 
 
 def quota_sums(now: int) -> dict[str, float]:
@@ -163,7 +166,7 @@ def test_the_demo_fires_every_maxcompute_alert_in_its_first_cycle_then_recovers(
         for rule in group["rules"]
         if "alert" in rule
     }
-    expected = sorted(alerts - SCRAPE_ALERTS)
+    expected = sorted(alerts - SCRAPE_ALERTS - LONGER_THAN_A_CYCLE)
     first_cycle = f"{CYCLE_SECONDS}s"
     test = {
         "rule_files": [str(RULES)],

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from exporter.demo.simulator import ApiSimulator
-from tests.integration.test_integration import ENV, JOBS, KEY_ID, SECRET
+from tests.integration.test_integration import ENV, JOBS, KEY_ID, SECRET, record
 from tests.support.exporter_process import ExporterProcess
 
 BAD_LINE = "poll.interval: expected a duration like 30s, 5m, 1h or 2d, got 1"
@@ -158,3 +158,48 @@ def test_sighup_reads_the_web_config_again(tmp_path: Path) -> None:
     finally:
         code, stderr = process.stop()
     assert code == 0 and "Traceback" not in stderr
+
+
+def two_targets(simulator: ApiSimulator, changed_quotas: str = "") -> str:
+    return (
+        f"targets:\n"
+        f"  - {{region: cn-hangzhou, endpoint: '{simulator.url}', labels: {{account: keep}}}}\n"
+        f"  - {{region: cn-hangzhou, endpoint: '{simulator.url}', labels: {{account: change}}"
+        f"{changed_quotas}}}\n"
+        f"poll: {{interval: 1h, timeout: 10s, window: 1d}}\n"
+    )
+
+
+def test_a_reload_makes_a_baseline_of_the_changed_target_only(tmp_path: Path) -> None:
+    # Polls an hour apart: the only polls are the first at start and the first after reload.
+    sim = ApiSimulator(list(JOBS), credentials={KEY_ID: (SECRET, None)}).start()
+    path = tmp_path / "config.yml"
+    path.write_text(two_targets(sim))
+    process = ExporterProcess("--config", str(path), env=ENV)
+    started = (
+        'maxcompute_jobs_started_total{account="%s",project="sales",quota="etl",'
+        'region="cn-hangzhou"}'
+    )
+    try:
+        process.wait_until("/ready")
+        wait_for_line(process, started % "keep" + " 0.0")
+        # A job starts; then the second target's quotas filter changes and the exporter reloads.
+        sim.set_jobs([*JOBS, record("new-1", "sales", "etl", 0.1, 0.1, 0.5, 30, 5)])
+        path.write_text(two_targets(sim, ", quotas: [etl]"))
+        process.process.send_signal(signal.SIGHUP)
+        # The unchanged target's first poll after the reload is compared with its last one
+        # before: the new job started. The changed target's is a baseline: nothing counted.
+        text = wait_for_line(process, started % "keep" + " 1.0")
+        text = wait_for_line(process, started % "change" + " 0.0")
+        assert 'maxcompute_jobs_finished_total{account="change"' in text
+        assert (
+            sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith('maxcompute_jobs_started_total{account="change"')
+            )
+            == 0
+        )
+    finally:
+        process.stop()
+        sim.stop()

@@ -31,5 +31,19 @@ PER_JOB_METRICS = {
 }
 CONTRACT_METRICS |= PER_JOB_METRICS
 
+# Jobs over time: counters and histograms from successive polls, and running time now.
+JOBS_OVER_TIME_METRICS = {
+    "maxcompute_jobs_started_total",
+    "maxcompute_jobs_finished_total",
+    "maxcompute_running_jobs_run_time_seconds_bucket",
+    "maxcompute_running_jobs_run_time_seconds_gcount",
+    "maxcompute_running_jobs_run_time_seconds_gsum",
+} | {
+    f"{name}_{suffix}"
+    for name in ("maxcompute_job_queue_wait_seconds", "maxcompute_job_run_seconds")
+    for suffix in ("bucket", "sum", "count")
+}
+CONTRACT_METRICS |= JOBS_OVER_TIME_METRICS
+
 # A metric or recording-rule name inside a PromQL expression.
 METRIC_NAME = re.compile(r"\b(maxcompute[_:][a-zA-Z0-9_:]*)")

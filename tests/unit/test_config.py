@@ -10,6 +10,7 @@ import yaml
 from exporter.config import (
     ConfigError,
     Credentials,
+    MetricsSettings,
     PollSettings,
     load_config,
     parse_config,
@@ -58,6 +59,20 @@ def test_minimal_config_takes_defaults() -> None:
     assert config.poll.effective_deadline == 54.0
     assert config.poll.effective_max_staleness == 180.0
     assert config.targets[0].labels == ()
+    assert config.metrics == MetricsSettings(top_jobs=0, job_changes=True)
+    assert config.metrics.queue_wait_buckets[0] == 1.0
+    assert config.metrics.run_time_buckets[-1] == 86400.0
+
+
+def test_jobs_over_time_keys() -> None:
+    config = parse(
+        "targets: [{region: cn-beijing}]\n"
+        "metrics: {job_changes: false, queue_wait_buckets: [30, 5m, 1h],"
+        " run_time_buckets: [0.5, 10m, 1h, 6h]}"
+    )
+    assert config.metrics.job_changes is False
+    assert config.metrics.queue_wait_buckets == (30.0, 300.0, 3600.0)
+    assert config.metrics.run_time_buckets == (0.5, 600.0, 3600.0, 21600.0)
 
 
 def test_fault_handling_keys() -> None:
@@ -216,6 +231,48 @@ def test_durations(text: str, seconds: float) -> None:
         (
             "targets: [{region: cn-beijing}]\npoll: {interval: 60s, max_staleness: 30s}",
             "poll.max_staleness: expected at least poll.interval, got '30s'",
+        ),
+        (
+            "targets: [{region: cn-beijing}]\nmetrics: {job_changes: 'no'}",
+            "metrics.job_changes: expected true or false, got 'no'",
+        ),
+        (
+            "targets: [{region: cn-beijing}]\nmetrics: {queue_wait_buckets: []}",
+            "metrics.queue_wait_buckets: expected a list of 1 to 30 increasing upper bounds in "
+            "seconds, numbers or durations (e.g. [60, 10m, 1h]), got a list",
+        ),
+        (
+            "targets: [{region: cn-beijing}]\nmetrics: {queue_wait_buckets: 60}",
+            "metrics.queue_wait_buckets: expected a list of 1 to 30 increasing upper bounds in "
+            "seconds, numbers or durations (e.g. [60, 10m, 1h]), got 60",
+        ),
+        (
+            "targets: [{region: cn-beijing}]\nmetrics: {run_time_buckets: [10m, 5m]}",
+            "metrics.run_time_buckets[1]: expected a bound above the one before it (600s), "
+            "got '5m'",
+        ),
+        (
+            "targets: [{region: cn-beijing}]\nmetrics: {run_time_buckets: [60, 60]}",
+            "metrics.run_time_buckets[1]: expected a bound above the one before it (60s), got 60",
+        ),
+        (
+            "targets: [{region: cn-beijing}]\nmetrics: {run_time_buckets: [0, 60]}",
+            "metrics.run_time_buckets[0]: expected a bound above 0 and finite "
+            "(+Inf is always added), got 0",
+        ),
+        (
+            "targets: [{region: cn-beijing}]\nmetrics: {run_time_buckets: [60, .inf]}",
+            "metrics.run_time_buckets[1]: expected a bound above 0 and finite "
+            "(+Inf is always added), got inf",
+        ),
+        (
+            "targets: [{region: cn-beijing}]\nmetrics: {run_time_buckets: [60, true]}",
+            "metrics.run_time_buckets[1]: expected a number of seconds or a duration like 10m, "
+            "got true",
+        ),
+        (
+            "targets: [{region: cn-beijing}]\nmetrics: {run_time_buckets: [60, 1 hour]}",
+            "metrics.run_time_buckets[1]: expected a duration like 30s, 5m, 1h or 2d, got '1 hour'",
         ),
     ],
 )

@@ -1,0 +1,138 @@
+"""Jobs over time: the memory a tracked job costs, and the CPU the diff adds to a poll.
+
+1. Memory: 10 000 jobs parsed from their JSON records, as a poll gets them; what the diff keeps
+   of them between polls (``SeenJobs``: instance id, quota, project, two times), measured with
+   tracemalloc after the parsed jobs are dropped, against the parsed jobs themselves (what a
+   poll's read holds while it runs), in the same run.
+2. Poll CPU: two pollers of the same churning tenant (10 000 jobs, 20 finishing and 20 submitted
+   a second, simulator in a process of its own), one with ``metrics.job_changes`` off and one
+   with it on, polled alternately; the process CPU time of each poll, on over off.
+
+    python bench/job_changes.py            # about 1 minute
+    python bench/job_changes.py --quick    # 2 000 jobs, fewer polls
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import time
+import tracemalloc
+from datetime import date
+
+from common import bench_settings, figure, job_records, make_target, simulator_with
+
+from exporter.api.jobs import parse_job
+from exporter.api.pages import TimeSlice
+from exporter.metrics.registries import ExporterMetrics
+from exporter.metrics.rendering import MetricsRenderer
+from exporter.polling.job_changes import SeenJobs
+from exporter.polling.poller import TargetPoller
+from exporter.polling.snapshot import SnapshotStore
+
+
+def parsed_jobs(count: int) -> list:
+    now = int(time.time())
+    records = json.loads(json.dumps(job_records(count, now)))  # fresh strings, as off the wire
+    return [parse_job(record, now) for record in records]
+
+
+def traced_bytes(build) -> tuple[object, int]:
+    """What ``build()`` returns, and the bytes it still holds once its temporaries are gone."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = build()
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return kept, after - before
+
+
+def memory(count: int) -> dict:
+    jobs, parsed = traced_bytes(lambda: parsed_jobs(count))
+    del jobs
+    window = TimeSlice(int(time.time()) - 86400, int(time.time()))
+    seen, tracked = traced_bytes(lambda: SeenJobs.of(window, parsed_jobs(count)))
+    assert len(seen.jobs) == count
+    return {"parsed": parsed, "tracked": tracked}
+
+
+class Side:
+    """One poller of the tenant, its jobs-over-time step on or off."""
+
+    def __init__(self, url: str, on: bool) -> None:
+        self.target = make_target(url)
+        settings = bench_settings()
+        self.store = SnapshotStore((self.target,))
+        self.metrics = ExporterMetrics(
+            self.store, (self.target,), (), settings.interval, process_metrics=False,
+            job_changes=on,
+        )  # fmt: skip
+        self.renderer = MetricsRenderer(self.store, self.metrics)
+        self.poller = TargetPoller(self.target, settings, self.store, self.metrics.polls)
+        self.cpu: list[float] = []
+        self.failed = 0
+
+    async def poll(self) -> None:
+        started = time.process_time()
+        if not await self.poller.poll():
+            # The list moved too much under the read (it is read again next time): not timed.
+            self.failed += 1
+            return
+        self.renderer.render()  # a scrape after each poll: the rendering is part of the cost
+        self.cpu.append(time.process_time() - started)
+
+
+async def poll_cpu(url: str, polls: int, gap: float) -> dict:
+    off, on = Side(url, on=False), Side(url, on=True)
+    try:
+        for number in range(polls + 1):
+            for side in (off, on) if number % 2 else (on, off):
+                await side.poll()
+            await asyncio.sleep(gap)
+    finally:
+        await off.poller.aclose()
+        await on.poller.aclose()
+    changes = on.metrics.job_changes
+    assert changes is not None
+    # The first poll of each has no plan and no baseline: left out of the median.
+    return {
+        "off": statistics.median(off.cpu[1:]),
+        "on": statistics.median(on.cpu[1:]),
+        "tracked": changes.tracked_jobs,
+        "failed": off.failed + on.failed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    jobs, polls, gap = (2_000, 6, 0.5) if args.quick else (10_000, 16, 1.0)
+    print(f"# jobs over time, {date.today()}, {jobs} jobs")
+    found = memory(jobs)
+    print(f"memory, {jobs} jobs")
+    figure("bytes per tracked job", found["tracked"] / jobs, "-", " B")
+    figure(
+        "tracked jobs / the same jobs as parsed by a poll", found["tracked"] / found["parsed"], "-"
+    )
+    figure("MiB per 10 000 tracked jobs", found["tracked"] / jobs * 10_000 / 2**20, "-", " MiB")
+    rate = "20"
+    with simulator_with(
+        "--running", str(jobs), "--finish-rate", rate, "--submit-rate", rate
+    ) as url:
+        cpu = asyncio.run(poll_cpu(url, polls, gap))
+    print(
+        f"poll CPU, {jobs} jobs churning, median of {polls} polls each "
+        f"({cpu['tracked']} tracked, {cpu['failed']} failed polls not timed)"
+    )
+    figure("CPU seconds per poll, job_changes off", cpu["off"], "-", " s")
+    figure("CPU per poll, job_changes on / off", cpu["on"] / cpu["off"], "<= 1.1x")
+
+
+if __name__ == "__main__":
+    main()

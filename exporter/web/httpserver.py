@@ -7,9 +7,11 @@ loop in one thread: a connection that sends nothing costs a socket and a corouti
 thread, and the handler's work goes to a fixed pool of worker threads (see ``web/server.py``).
 
 When ``max_connections`` are open, a new connection takes the place of the oldest one that has
-not yet sent a whole request (a half-open or slow client); if every connection is busy or kept
-alive after a request, the new one is closed at once. So a thousand idle connections cannot
-keep a fresh scrape out, and a scraper's kept-alive connection is never taken from it.
+not yet sent a whole request (a half-open or slow client); if there is none, of the kept-alive
+connection idle the longest (closed cleanly between requests, as HTTP lets a server do: the
+client opens a new one for its next request). Only when every connection is in the middle of a
+request is the new one closed at once. So neither a thousand half-open connections nor 64
+clients keeping connections alive with a probe every few seconds keep a fresh scrape out.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -125,6 +128,8 @@ class Connection:
     # "new" until a whole request has arrived; then "busy" or "idle" (kept alive).
     state: str = "new"
     peer: str = field(default="")
+    # When it last became idle (time.monotonic()); the longest idle is evicted first.
+    idle_since: float = 0.0
 
 
 class BoundedHTTPServer:
@@ -190,14 +195,26 @@ class BoundedHTTPServer:
 
     def _admit(self, connection: Connection) -> bool:
         if len(self._connections) >= self.limits.max_connections:
-            oldest_new = next((c for c in self._connections if c.state == "new"), None)
-            if oldest_new is None:
+            evicted = self._evictable()
+            if evicted is None:
                 return False
-            log.debug("connection limit reached: dropping the oldest idle-before-request one")
-            oldest_new.writer.transport.abort()
-            self._connections.pop(oldest_new, None)
+            self._connections.pop(evicted, None)
+            if evicted.state == "new":
+                log.debug("connection limit reached: dropping the oldest one before its request")
+                evicted.writer.transport.abort()
+            else:
+                log.debug("connection limit reached: closing the longest-idle kept-alive one")
+                evicted.writer.transport.close()
         self._connections[connection] = None
         return True
+
+    def _evictable(self) -> Connection | None:
+        """The oldest connection still without a request, else the longest idle, else None."""
+        oldest_new = next((c for c in self._connections if c.state == "new"), None)
+        if oldest_new is not None:
+            return oldest_new
+        idle = [c for c in self._connections if c.state == "idle"]
+        return min(idle, key=lambda c: c.idle_since) if idle else None
 
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -273,3 +290,4 @@ class BoundedHTTPServer:
             if close:
                 return
             connection.state = "idle"
+            connection.idle_since = time.monotonic()

@@ -6,12 +6,15 @@ Prometheus caps connections with ``--web.max-connections``. Here the same shape 
 loop in one thread: a connection that sends nothing costs a socket and a coroutine, never a
 thread, and the handler's work goes to a fixed pool of worker threads (see ``web/server.py``).
 
-When ``max_connections`` are open, a new connection takes the place of the oldest one that has
-not yet sent a whole request (a half-open or slow client); if there is none, of the kept-alive
-connection idle the longest (closed cleanly between requests, as HTTP lets a server do: the
-client opens a new one for its next request). Only when every connection is in the middle of a
-request is the new one closed at once. So neither a thousand half-open connections nor 64
-clients keeping connections alive with a probe every few seconds keep a fresh scrape out.
+When ``max_connections`` are open, a new connection takes the place of one that is waiting:
+first the one waiting longest for its request (a half-open or slow client) or, after a request,
+idle longest (a kept-alive connection, closed cleanly between requests as HTTP lets a server do:
+its client opens a new one for its next request), if it has waited ``stalled_after``; else the
+oldest one still without a request; else the kept-alive one idle longest. Only when every
+connection is in the middle of a request is the new one closed at once. So neither a thousand
+half-open connections nor 64 clients keeping connections alive with a probe every few seconds
+keep a fresh scrape out, and a scraper's connection in use (idle for less than
+``stalled_after``) is taken last.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ class ServerLimits:
     header_timeout: float = 10.0
     # How long a kept-alive connection may wait for its next request.
     idle_timeout: float = 120.0
+    # Waiting this long (for a request, or idle after one), a connection gives its place to a
+    # newcomer before any other does: real clients send at once, scrapers reuse theirs sooner.
+    stalled_after: float = 1.0
     tls_handshake_timeout: float = 10.0
     # Sending one response; a client that does not read is dropped.
     write_timeout: float = 30.0
@@ -128,8 +134,8 @@ class Connection:
     # "new" until a whole request has arrived; then "busy" or "idle" (kept alive).
     state: str = "new"
     peer: str = field(default="")
-    # When it last became idle (time.monotonic()); the longest idle is evicted first.
-    idle_since: float = 0.0
+    # Since when it has been waiting (time.monotonic()): for its request, or idle after one.
+    since: float = field(default_factory=time.monotonic)
 
 
 class BoundedHTTPServer:
@@ -209,12 +215,15 @@ class BoundedHTTPServer:
         return True
 
     def _evictable(self) -> Connection | None:
-        """The oldest connection still without a request, else the longest idle, else None."""
-        oldest_new = next((c for c in self._connections if c.state == "new"), None)
-        if oldest_new is not None:
-            return oldest_new
-        idle = [c for c in self._connections if c.state == "idle"]
-        return min(idle, key=lambda c: c.idle_since) if idle else None
+        """The waiting connection to close for a newcomer (see the module's docstring)."""
+        stalled = time.monotonic() - self.limits.stalled_after
+
+        def rank(c: Connection) -> tuple[int, float]:
+            young = c.since > stalled
+            return (2 * young + (c.state == "idle"), c.since)
+
+        waiting = [c for c in self._connections if c.state != "busy"]
+        return min(waiting, key=rank) if waiting else None
 
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -290,4 +299,4 @@ class BoundedHTTPServer:
             if close:
                 return
             connection.state = "idle"
-            connection.idle_since = time.monotonic()
+            connection.since = time.monotonic()

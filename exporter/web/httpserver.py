@@ -6,15 +6,12 @@ Prometheus caps connections with ``--web.max-connections``. Here the same shape 
 loop in one thread: a connection that sends nothing costs a socket and a coroutine, never a
 thread, and the handler's work goes to a fixed pool of worker threads (see ``web/server.py``).
 
-When ``max_connections`` are open, a new connection takes the place of one that is waiting:
-first the one waiting longest for its request (a half-open or slow client) or, after a request,
-idle longest (a kept-alive connection, closed cleanly between requests as HTTP lets a server do:
-its client opens a new one for its next request), if it has waited ``stalled_after``; else the
-oldest one still without a request; else the kept-alive one idle longest. Only when every
-connection is in the middle of a request is the new one closed at once. So neither a thousand
-half-open connections nor 64 clients keeping connections alive with a probe every few seconds
-keep a fresh scrape out, and a scraper's connection in use (idle for less than
-``stalled_after``) is taken last.
+When ``max_connections`` are open, a new connection takes the place of a waiting one: first
+of one waiting ``stalled_after`` or more for its request (half-open, slow) or idle after one
+(kept alive: closed cleanly between requests, as HTTP lets a server do), longest first; else
+the oldest without a request; else the longest idle. Only when all are mid-request is the new
+one closed at once. So neither half-open floods nor 64 kept-alive probers keep a fresh scrape
+out, and a connection used within ``stalled_after`` is taken last.
 """
 
 from __future__ import annotations

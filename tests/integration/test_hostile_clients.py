@@ -278,12 +278,17 @@ def test_reload_floods_are_refused_by_default_and_coalesced_with_the_flag() -> N
     assert code == 0 and "reload" not in stderr
 
     process = ExporterProcess("--demo", "--web.enable-lifecycle")
+    # Read while it runs: a reload logs a line, and a full pipe would block the exporter.
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.process.stderr), daemon=True)
+    reader.start()
     try:
         process.wait_until("/ready")
         answered = flood_reloads(process.base, 2.0)
     finally:
-        code, stderr = process.stop()
-    reloads = stderr.count('msg="configuration reloaded: unchanged"')
+        code, _ = process.stop()
+        reader.join(10)
+    reloads = "".join(lines).count('msg="configuration reloaded: unchanged"')
     assert set(answered) == {200} and code == 0
     # Sixteen clients at once: most requests shared a reload that another one queued.
     assert 0 < reloads < len(answered) / 2, (reloads, len(answered))

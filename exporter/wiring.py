@@ -184,4 +184,8 @@ def run_server(
 ) -> int:
     """Poll and serve until SIGTERM or SIGINT; the exit status."""
     reloader = new_reloader(server, load, options.web_config_file, options.telemetry_path)
-    return asyncio.run(serve(reloader, exporter, server))
+    code = asyncio.run(serve(reloader, exporter, server))
+    # Closing the loop gave SIGHUP back its default action (end the process): while the last
+    # of the exit runs, it is ignored again.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    return code

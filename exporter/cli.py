@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"most HTTP connections open at once (default {DEFAULT_MAX_CONNECTIONS})",
     )
+    parser.add_argument(
+        "--web.enable-lifecycle",
+        dest="enable_lifecycle",
+        action="store_true",
+        help="reload the configuration on POST /-/reload (else 403; SIGHUP always reloads)",
+    )
     add_run_flags(parser)
     return parser
 
@@ -159,6 +165,7 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
         web_config,
         args.web_config_file,
         args.max_connections,
+        args.enable_lifecycle,
     )
 
 

@@ -19,6 +19,7 @@ from exporter.polling.job_changes import JobTracker
 from exporter.polling.poller import TargetPoller
 from exporter.polling.snapshot import SnapshotStore
 from exporter.reload import ConfigReloader
+from exporter.reload_coalescing import CoalescedReloads
 from exporter.web.httpserver import ServerLimits
 from exporter.web.server import ExporterHTTPServer
 from exporter.web.status_page import StatusPage
@@ -26,8 +27,6 @@ from exporter.web.webconfig import WebConfig, load_web_config
 
 # The logger's name is part of every log line (logger=...): it stays as it was published.
 log = logging.getLogger("exporter")
-
-RELOAD_TIMEOUT_SECONDS = 60.0
 
 
 class Exporter:
@@ -83,18 +82,21 @@ async def serve(reloader: ConfigReloader, exporter: Exporter, server: ExporterHT
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     reloads: set[asyncio.Task] = set()
+    # SIGHUP and POST /-/reload together: requests that arrive while one waits share it.
+    coalesced = CoalescedReloads(reloader.reload)
 
     def reload_on_sighup() -> None:
         log.info("SIGHUP: reloading the configuration")
-        task = loop.create_task(reloader.reload())
+        task = loop.create_task(coalesced())
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
+    async def reload_from_web() -> str | None:
+        # Awaited on the web server's loop; the reload runs on this one.
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coalesced(), loop))
+
     loop.add_signal_handler(signal.SIGHUP, reload_on_sighup)
-    # A reload that hangs (an HTTP client that will not close) fails the request, not a worker.
-    server.reload = lambda: asyncio.run_coroutine_threadsafe(reloader.reload(), loop).result(
-        timeout=RELOAD_TIMEOUT_SECONDS
-    )
+    server.reload = reload_from_web
     reloader.start(exporter)
     await stop.wait()
     log.info("shutting down")
@@ -151,6 +153,8 @@ class ServeOptions:
     web_config: WebConfig
     web_config_file: str | None
     max_connections: int
+    # --web.enable-lifecycle: POST /-/reload reloads (else 403, as Prometheus).
+    enable_lifecycle: bool = False
 
 
 def open_server(exporter: Exporter, options: ServeOptions) -> ExporterHTTPServer:
@@ -164,6 +168,7 @@ def open_server(exporter: Exporter, options: ServeOptions) -> ExporterHTTPServer
         options.web_config,
         limits=ServerLimits(max_connections=options.max_connections),
         report=StatusPage(exporter.store, config.poll.interval, options.telemetry_path),
+        enable_lifecycle=options.enable_lifecycle,
     )
     server.serve_in_thread()
     log.info(
@@ -176,6 +181,7 @@ def open_server(exporter: Exporter, options: ServeOptions) -> ExporterHTTPServer
             "targets": ",".join(t.name for t in config.targets),
             "interval_seconds": config.poll.interval,
             "max_connections": options.max_connections,
+            "lifecycle": options.enable_lifecycle,
         },
     )
     return server
@@ -195,4 +201,8 @@ def run_server(
         options.telemetry_path,
         job_tracker=exporter.metrics.job_tracker,
     )
-    return asyncio.run(serve(reloader, exporter, server))
+    code = asyncio.run(serve(reloader, exporter, server))
+    # Closing the loop gave SIGHUP back its default action (end the process): while the last
+    # of the exit runs, it is ignored again.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    return code

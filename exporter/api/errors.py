@@ -19,6 +19,19 @@ REASONS = (
 )
 
 
+# What an error keeps of text from outside: a hostile API once made /ready 4 MB with one
+# errorCode. Cut here, where every error is made, before anything stores or logs it.
+MAX_MESSAGE_CHARS = 1000
+MAX_FIELD_CHARS = 128
+
+
+def cut(text: str | None, limit: int) -> str | None:
+    """``text`` if it fits in ``limit`` characters, else its start and how much was cut."""
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}...[{len(text) - limit} more]"
+
+
 class ApiError(Exception):
     """A request or poll that failed; ``str()`` is safe to log (it never holds a secret)."""
 
@@ -33,11 +46,11 @@ class ApiError(Exception):
         retryable: bool = False,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(cut(message, MAX_MESSAGE_CHARS))
         self.reason = reason
         self.status = status
-        self.error_code = error_code
-        self.request_id = request_id
+        self.error_code = cut(error_code, MAX_FIELD_CHARS)
+        self.request_id = cut(request_id, MAX_FIELD_CHARS)
         self.retryable = retryable
         self.retry_after = retry_after
 

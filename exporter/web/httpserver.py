@@ -6,10 +6,12 @@ Prometheus caps connections with ``--web.max-connections``. Here the same shape 
 loop in one thread: a connection that sends nothing costs a socket and a coroutine, never a
 thread, and the handler's work goes to a fixed pool of worker threads (see ``web/server.py``).
 
-When ``max_connections`` are open, a new connection takes the place of the oldest one that has
-not yet sent a whole request (a half-open or slow client); if every connection is busy or kept
-alive after a request, the new one is closed at once. So a thousand idle connections cannot
-keep a fresh scrape out, and a scraper's kept-alive connection is never taken from it.
+When ``max_connections`` are open, a new connection takes the place of a waiting one: first
+of one waiting ``stalled_after`` or more for its request (half-open, slow) or idle after one
+(kept alive: closed cleanly between requests, as HTTP lets a server do), longest first; else
+the oldest without a request; else the longest idle. Only when all are mid-request is the new
+one closed at once. So neither half-open floods nor 64 kept-alive probers keep a fresh scrape
+out, and a connection used within ``stalled_after`` is taken last.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +43,9 @@ class ServerLimits:
     header_timeout: float = 10.0
     # How long a kept-alive connection may wait for its next request.
     idle_timeout: float = 120.0
+    # Waiting this long (for a request, or idle after one), a connection gives its place to a
+    # newcomer before any other does: real clients send at once, scrapers reuse theirs sooner.
+    stalled_after: float = 1.0
     tls_handshake_timeout: float = 10.0
     # Sending one response; a client that does not read is dropped.
     write_timeout: float = 30.0
@@ -125,6 +131,8 @@ class Connection:
     # "new" until a whole request has arrived; then "busy" or "idle" (kept alive).
     state: str = "new"
     peer: str = field(default="")
+    # Since when it has been waiting (time.monotonic()): for its request, or idle after one.
+    since: float = field(default_factory=time.monotonic)
 
 
 class BoundedHTTPServer:
@@ -190,14 +198,29 @@ class BoundedHTTPServer:
 
     def _admit(self, connection: Connection) -> bool:
         if len(self._connections) >= self.limits.max_connections:
-            oldest_new = next((c for c in self._connections if c.state == "new"), None)
-            if oldest_new is None:
+            evicted = self._evictable()
+            if evicted is None:
                 return False
-            log.debug("connection limit reached: dropping the oldest idle-before-request one")
-            oldest_new.writer.transport.abort()
-            self._connections.pop(oldest_new, None)
+            self._connections.pop(evicted, None)
+            if evicted.state == "new":
+                log.debug("connection limit reached: dropping the oldest one before its request")
+                evicted.writer.transport.abort()
+            else:
+                log.debug("connection limit reached: closing the longest-idle kept-alive one")
+                evicted.writer.transport.close()
         self._connections[connection] = None
         return True
+
+    def _evictable(self) -> Connection | None:
+        """The waiting connection to close for a newcomer (see the module's docstring)."""
+        stalled = time.monotonic() - self.limits.stalled_after
+
+        def rank(c: Connection) -> tuple[int, float]:
+            young = c.since > stalled
+            return (2 * young + (c.state == "idle"), c.since)
+
+        waiting = [c for c in self._connections if c.state != "busy"]
+        return min(waiting, key=rank) if waiting else None
 
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -273,3 +296,4 @@ class BoundedHTTPServer:
             if close:
                 return
             connection.state = "idle"
+            connection.since = time.monotonic()

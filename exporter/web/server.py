@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -30,6 +30,13 @@ WORKER_THREADS = 4
 MAX_BCRYPT_WAITING = 8
 # Paths that say nothing secret and that probes reach without credentials.
 OPEN_PATHS = frozenset({"/healthz", "/ready"})
+LIFECYCLE_PATH = "/-/reload"
+# Prometheus's own words, then what to do.
+LIFECYCLE_DISABLED = (
+    "Lifecycle API is not enabled. Start with --web.enable-lifecycle, or send SIGHUP.\n"
+)
+# A reload that hangs (an HTTP client that will not close) fails its request, never the server.
+RELOAD_TIMEOUT_SECONDS = 60.0
 
 
 class Exposition(Protocol):
@@ -46,6 +53,8 @@ class TargetReport(Protocol):
     def html(self) -> bytes: ...
 
     def not_ready(self) -> str: ...
+
+    def not_ready_reasons(self) -> str: ...
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -99,7 +108,9 @@ class ExporterHTTPServer(BoundedHTTPServer):
     """The exporter's endpoints over a ``BoundedHTTPServer``.
 
     ``exposition`` and ``is_ready`` may be replaced while serving (a configuration reload);
-    ``reload``, when given, serves ``POST /-/reload`` and returns an error line or None.
+    ``reload``, when given and ``enable_lifecycle`` is set (``--web.enable-lifecycle``), serves
+    ``POST /-/reload``: it returns an error line or None. Without the flag the endpoint answers
+    403, as Prometheus's does.
     """
 
     def __init__(
@@ -111,8 +122,9 @@ class ExporterHTTPServer(BoundedHTTPServer):
         web_config: WebConfig | None = None,
         *,
         limits: ServerLimits | None = None,
-        reload: Callable[[], str | None] | None = None,
+        reload: Callable[[], Awaitable[str | None]] | None = None,
         report: TargetReport | None = None,
+        enable_lifecycle: bool = False,
     ) -> None:
         web_config = web_config or WebConfig()
         super().__init__(address, self._handle, limits, web_config.tls)
@@ -122,6 +134,7 @@ class ExporterHTTPServer(BoundedHTTPServer):
         self.telemetry_path = telemetry_path
         self.landing = landing_page(telemetry_path)
         self.reload = reload
+        self.enable_lifecycle = enable_lifecycle
         # With a report, / and /ready's 503 say which target fails and why.
         self.report = report
         self._workers = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="web-worker")
@@ -137,8 +150,12 @@ class ExporterHTTPServer(BoundedHTTPServer):
         self.report = report
 
     def use_web_config(self, web_config: WebConfig) -> None:
-        """Serve new connections with this TLS and these users (a reload)."""
-        self.basic_auth = BasicAuth(web_config.users)
+        """Serve new connections with this TLS and these users (a reload).
+
+        Unchanged users keep their cached verdicts: a reload costs a scraper no bcrypt.
+        """
+        if web_config.users != self.basic_auth.users:
+            self.basic_auth = BasicAuth(web_config.users)
         self.tls = web_config.tls
 
     def server_close(self) -> None:
@@ -172,9 +189,19 @@ class ExporterHTTPServer(BoundedHTTPServer):
             refusal = await self._authorised(request)
             if refusal is not None:
                 return self._for_method(request, refusal)
+        if request.path == LIFECYCLE_PATH:
+            # On the loop: a reload waits on the poll loop, never holding a worker thread.
+            return await self._reload(request.method)
+        # With basic auth on, /ready tells a stranger ready or not and reason codes, no more.
+        detailed = request.path != "/ready" or await self._may_see_details(request)
         loop = asyncio.get_running_loop()
-        response = await loop.run_in_executor(self._workers, self._route, request)
+        response = await loop.run_in_executor(self._workers, self._route, request, detailed)
         return self._for_method(request, response)
+
+    async def _may_see_details(self, request: Request) -> bool:
+        if not self.basic_auth.enabled:
+            return True
+        return "authorization" in request.headers and await self._authorised(request) is None
 
     @staticmethod
     def _for_method(request: Request, response: Response) -> Response:
@@ -182,10 +209,8 @@ class ExporterHTTPServer(BoundedHTTPServer):
             return response
         return Response(response.status, response.body, response.headers, response.close, True)
 
-    def _route(self, request: Request) -> Response:
+    def _route(self, request: Request, detailed: bool = True) -> Response:
         path, method = request.path, request.method
-        if path == "/-/reload":
-            return self._reload(method)
         if method not in ("GET", "HEAD"):
             return Response(405, (b"method not allowed\n",), (("Allow", "GET, HEAD"),))
         if path == self.telemetry_path:
@@ -200,7 +225,8 @@ class ExporterHTTPServer(BoundedHTTPServer):
             if self.is_ready():
                 return plain(200, "ready\n")
             if self.report:
-                return plain(503, self.report.not_ready())
+                report = self.report
+                return plain(503, report.not_ready() if detailed else report.not_ready_reasons())
             return plain(503, "not ready: a target has not had a good poll yet\n")
         return plain(404, "not found\n")
 
@@ -217,12 +243,22 @@ class ExporterHTTPServer(BoundedHTTPServer):
             headers.append(("Content-Encoding", "gzip"))
         return Response(200, tuple(body), tuple(headers))
 
-    def _reload(self, method: str) -> Response:
-        if method != "POST":
-            return Response(405, (b"use POST to reload\n",), (("Allow", "POST"),))
-        if self.reload is None:
-            return plain(404, "not found\n")
-        error = self.reload()
+    async def _reload(self, method: str) -> Response:
+        # As Prometheus: 405 before 403, so a GET says how to ask even with the flag off.
+        if method not in ("POST", "PUT"):
+            return Response(
+                405, (b"Only POST or PUT requests allowed\n",), (("Allow", "POST, PUT"),)
+            )
+        if not self.enable_lifecycle:
+            return plain(403, LIFECYCLE_DISABLED)
+        reload = self.reload
+        if reload is None:
+            return plain(503, "shutting down\n", close=True)
+        try:
+            async with asyncio.timeout(RELOAD_TIMEOUT_SECONDS):
+                error = await reload()
+        except TimeoutError:
+            error = f"no answer within {RELOAD_TIMEOUT_SECONDS:g}s"
         if error is not None:
             return plain(500, f"failed to reload config: {error}\n")
         return plain(200, "configuration reloaded\n")

@@ -96,6 +96,15 @@ class StatusPage:
             f"<p>Rendered {html.escape(utc(now))}.</p>\n</body></html>\n"
         ).encode()
 
+    def not_ready_reasons(self) -> str:
+        """The 503 body of ``/ready`` for strangers: reason codes only, no names or messages."""
+        reasons = {
+            s.last_failure.reason if s.last_failure else "first_poll_pending"
+            for s in self._store.statuses()
+            if s.last_success is None
+        }
+        return f"not ready: {', '.join(sorted(reasons))}\n"
+
     def not_ready(self) -> str:
         """The 503 body of ``/ready``: which targets are not ready, and why."""
         lines = not_ready_lines(self._store.statuses())

@@ -28,6 +28,9 @@ CLIENT_AUTH_TYPES = {
 TLS_VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 # What htpasswd -B and bcrypt write: $2a$/$2b$/$2y$, a two-digit cost 04..31, 53 base64 chars.
 BCRYPT_HASH = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
+# Each cost step doubles bcrypt's time: 10 takes ~80 ms, 14 over a second, 31 about a week (it
+# would hold the one bcrypt thread, and every login, for that long). htpasswd -B makes 5.
+MAX_BCRYPT_COST = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,13 @@ def basic_auth_users(raw_users: object) -> dict[str, bytes]:
             raise ConfigError(
                 f"basic_auth_users.{user}",
                 "a bcrypt hash like htpasswd -nbB makes ($2y$10$ and 53 more characters)",
+                show_value=False,
+            )
+        cost = int(hashed.split("$")[2])
+        if cost > MAX_BCRYPT_COST:
+            raise ConfigError(
+                f"basic_auth_users.{user}",
+                f"a bcrypt cost of at most {MAX_BCRYPT_COST} (htpasswd -nbB -C 10), not {cost}",
                 show_value=False,
             )
         users[str(user)] = hashed.encode()

@@ -1,10 +1,13 @@
 """Hostile clients under load, bounded in count and time, on loopback: 1 000 half-open
-connections and 100 clients guessing passwords while a scraper scrapes every 100 ms."""
+connections and 100 clients guessing passwords while a scraper scrapes every 100 ms; then 64
+clients holding every connection alive with a probe every 5 s and 40 guessers pushing the
+wrong-password cache past its size, while a scraper opens a fresh connection for each scrape."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import http.client
 import math
 import resource
 import secrets
@@ -16,6 +19,7 @@ from pathlib import Path
 import bcrypt
 import httpx
 
+from exporter.web.basicauth import CACHE_SIZE
 from tests.support.exporter_process import ExporterProcess
 
 HALF_OPEN = 1000
@@ -33,13 +37,34 @@ def raise_file_limit(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(needed, hard), hard))
 
 
-class Attack:
-    """Half-open connections and password guessers, on an event loop in a thread of its own."""
+# The second attack: --web.max-connections (64) holders, and guessers fast enough (a cost-4
+# hash) to push the 1 024 wrong verdicts out within seconds.
+HOLDERS = 64
+HOLD_EVERY = 5.0
+CACHE_GUESSERS = 40
 
-    def __init__(self, port: int) -> None:
+
+class Attack:
+    """Half-open connections, kept-alive holders and password guessers (of ``guessed_user``),
+    on an event loop in a thread of its own."""
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        half_open: int = HALF_OPEN,
+        guessers: int = GUESSERS,
+        holders: int = 0,
+        guessed_user: str = "prometheus",
+    ) -> None:
         self.port = port
+        self.half_open = half_open
+        self.guessers = guessers
+        self.holders = holders
+        self.guessed_user = guessed_user
         self.opened = threading.Event()
         self.answers: dict[int, int] = {}
+        self.holder_reconnects = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=asyncio.run, args=(self._run(),), daemon=True)
 
@@ -52,7 +77,7 @@ class Attack:
 
     async def _half_open(self) -> list[asyncio.StreamWriter]:
         writers = []
-        for index in range(HALF_OPEN):
+        for index in range(self.half_open):
             _, writer = await asyncio.open_connection("127.0.0.1", self.port)
             if index % 2:
                 writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # never finished
@@ -64,7 +89,7 @@ class Attack:
             try:
                 reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
                 guess = secrets.token_hex(8)
-                auth = basic_auth_header("prometheus", guess)
+                auth = basic_auth_header(self.guessed_user, guess)
                 writer.write(f"GET /metrics HTTP/1.1\r\nHost: x\r\n{auth}\r\n\r\n".encode())
                 status_line = await asyncio.wait_for(reader.readline(), 30)
                 status = int(status_line.split()[1]) if status_line else 0
@@ -74,13 +99,43 @@ class Attack:
                 self.answers[-1] = self.answers.get(-1, 0) + 1
             await asyncio.sleep(GUESS_PAUSE)
 
+    async def _hold(self, opened: asyncio.Event, phase: float) -> None:
+        """One connection kept alive with ``GET /healthz`` every few seconds, as a prober does."""
+        probe = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        first = True
+        # Probers started at different times: their probes are spread over the period.
+        await asyncio.sleep(phase)
+        while not self._stop.is_set():
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                while not self._stop.is_set():
+                    writer.write(probe)
+                    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+                    await reader.readexactly(int(head.split(b"Content-Length: ")[1].split()[0]))
+                    if first:
+                        first = False
+                        opened.set()
+                    await asyncio.sleep(HOLD_EVERY)
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, IndexError):
+                self.holder_reconnects += 1  # taken for a newcomer: connect again, as a prober
+
     async def _run(self) -> None:
         writers = await self._half_open()
+        held = [asyncio.Event() for _ in range(self.holders)]
+        holders = [
+            asyncio.create_task(self._hold(event, index * HOLD_EVERY / len(held)))
+            for index, event in enumerate(held)
+        ]
+        for event in held:
+            await event.wait()
         self.opened.set()
-        guessers = [asyncio.create_task(self._guess()) for _ in range(GUESSERS)]
+        guessers = [asyncio.create_task(self._guess()) for _ in range(self.guessers)]
         while not self._stop.is_set():
             await asyncio.sleep(0.05)
         await asyncio.gather(*guessers)
+        for task in holders:
+            task.cancel()
+        await asyncio.gather(*holders, return_exceptions=True)
         for writer in writers:
             writer.transport.abort()
 
@@ -123,3 +178,66 @@ def test_scrapes_stay_fast_under_half_open_connections_and_password_guessing(
     assert code == 0 and "Traceback" not in stderr, stderr[-2000:]
     p50 = sorted(latencies)[len(latencies) // 2]
     print(f"p50 {p50:.4f}s p99 {p99:.4f}s; guessers' answers {attack.answers}", file=sys.stderr)
+
+
+def fresh_scrape(port: int, password: str) -> int:
+    """One scrape on a new connection (a restarted Prometheus, a probe): its status."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        auth = base64.b64encode(f"prometheus:{password}".encode()).decode()
+        connection.request("GET", "/metrics", headers={"Authorization": f"Basic {auth}"})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_fresh_scrapes_stay_fast_under_kept_alive_holders_and_cache_flooding_guessers(
+    tmp_path: Path,
+) -> None:
+    raise_file_limit(HOLDERS + CACHE_GUESSERS + 512)
+    # The scraper's hash costs ~80 ms: had its verdict been forgotten, it would wait for bcrypt.
+    scraper_hash = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=10)).decode()
+    grafana_hash = bcrypt.hashpw(b"another", bcrypt.gensalt(rounds=4)).decode()
+    web = tmp_path / "web.yml"
+    web.write_text(
+        f"basic_auth_users:\n  prometheus: '{scraper_hash}'\n  grafana: '{grafana_hash}'\n"
+    )
+    process = ExporterProcess("--demo", "--web.config.file", str(web))
+    attack = Attack(
+        process.port,
+        half_open=0,
+        guessers=CACHE_GUESSERS,
+        holders=HOLDERS,
+        guessed_user="grafana",
+    )
+    latencies: list[float] = []
+    statuses: list[int] = []
+    try:
+        process.wait_until("/healthz")
+        assert fresh_scrape(process.port, PASSWORD) == 200
+        attack.start()
+        assert attack.opened.wait(60), "the holders did not all get a connection"
+        deadline = time.monotonic() + 60
+        # Until the wrong verdicts have gone round the cache, and at least 100 scrapes.
+        while len(latencies) < SCRAPES or attack.answers.get(401, 0) < CACHE_SIZE + 200:
+            assert time.monotonic() < deadline, f"guessers' answers {attack.answers}"
+            started = time.monotonic()
+            statuses.append(fresh_scrape(process.port, PASSWORD))
+            latencies.append(time.monotonic() - started)
+            time.sleep(max(0.0, SCRAPE_EVERY - latencies[-1]))
+    finally:
+        attack.stop()
+        code, stderr = process.stop()
+    assert statuses == [200] * len(statuses)
+    p99 = sorted(latencies)[math.ceil(0.99 * len(latencies)) - 1]
+    assert p99 < 0.25, f"p99 {p99:.3f}s; answers to guessers {attack.answers}"
+    assert attack.answers.get(200, 0) == 0
+    assert code == 0 and "Traceback" not in stderr, stderr[-2000:]
+    p50 = sorted(latencies)[len(latencies) // 2]
+    print(
+        f"{len(latencies)} fresh scrapes: p50 {p50:.4f}s p99 {p99:.4f}s; guessers' answers"
+        f" {attack.answers}; holders reconnected {attack.holder_reconnects} times",
+        file=sys.stderr,
+    )

@@ -47,7 +47,7 @@ def wait_for_line(process: ExporterProcess, line: str, timeout: float = 20) -> s
 def test_sighup_and_post_reload(simulator: ApiSimulator, tmp_path: Path) -> None:
     path = tmp_path / "config.yml"
     path.write_text(config_text(simulator, "a"))
-    process = ExporterProcess("--config", str(path), env=ENV)
+    process = ExporterProcess("--config", str(path), "--web.enable-lifecycle", env=ENV)
     try:
         process.wait_until("/ready")
         wait_for_line(process, 'maxcompute_up{account="a",region="cn-hangzhou"} 1.0')
@@ -130,7 +130,7 @@ def web_config_text(password: str) -> str:
 def test_sighup_reads_the_web_config_again(tmp_path: Path) -> None:
     web = tmp_path / "web.yml"
     web.write_text(web_config_text("old-password"))
-    process = ExporterProcess("--demo", "--web.config.file", str(web))
+    process = ExporterProcess("--demo", "--web.config.file", str(web), "--web.enable-lifecycle")
     try:
         process.wait_until("/healthz")
         assert process.get("/metrics", auth=("prometheus", "old-password")).status_code == 200

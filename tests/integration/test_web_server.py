@@ -73,11 +73,34 @@ def test_ready_and_healthz_are_open_with_basic_auth_on() -> None:
         assert httpx.post(f"{base}/-/reload").status_code == 401
 
 
+def test_reload_endpoint_is_off_without_the_lifecycle_flag_as_in_prometheus() -> None:
+    reloads = []
+
+    async def reload() -> None:
+        reloads.append(1)
+
+    with running_server(StaticExposition(), reload=reload) as base:
+        for method in ("POST", "PUT"):
+            answer = httpx.request(method, f"{base}/-/reload")
+            assert answer.status_code == 403
+            assert answer.text == (
+                "Lifecycle API is not enabled. Start with --web.enable-lifecycle, or send SIGHUP.\n"
+            )
+        get = httpx.get(f"{base}/-/reload")
+        assert (get.status_code, get.headers["allow"]) == (405, "POST, PUT")
+    assert reloads == []
+
+
 def test_reload_endpoint_is_post_only_and_reports_the_error() -> None:
     answers = iter([None, "poll.interval: expected a duration like 30s, 5m, 1h or 2d, got '1'"])
-    with running_server(StaticExposition(), reload=lambda: next(answers)) as base:
+
+    async def reload() -> str | None:
+        return next(answers)
+
+    with running_server(StaticExposition(), reload=reload, enable_lifecycle=True) as base:
         get = httpx.get(f"{base}/-/reload")
-        assert (get.status_code, get.headers["allow"]) == (405, "POST")
+        assert (get.status_code, get.headers["allow"]) == (405, "POST, PUT")
+        assert get.text == "Only POST or PUT requests allowed\n"
         good = httpx.post(f"{base}/-/reload")
         assert (good.status_code, good.text) == (200, "configuration reloaded\n")
         bad = httpx.post(f"{base}/-/reload")
@@ -197,18 +220,26 @@ def test_a_kept_alive_connection_is_closed_after_the_idle_timeout() -> None:
             assert 0.2 < time.monotonic() - started < 5
 
 
-def test_when_every_connection_has_been_served_a_newcomer_is_closed() -> None:
+def test_when_every_connection_has_been_served_a_newcomer_takes_the_longest_idle_one() -> None:
     limits = ServerLimits(max_connections=2)
-    with (
-        running_server(StaticExposition(), limits=limits) as base,
-        httpx.Client() as first,
-        httpx.Client() as second,
-    ):
-        assert first.get(f"{base}/healthz").status_code == 200
-        assert second.get(f"{base}/healthz").status_code == 200
-        assert raw_exchange(base, b"GET /healthz HTTP/1.1\r\n\r\n") == b""
-        assert first.get(f"{base}/healthz").status_code == 200
-        assert second.get(f"{base}/healthz").status_code == 200
+    with running_server(StaticExposition(), limits=limits) as base:
+        host, port = base.removeprefix("http://").split(":")
+        probe = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(2)]
+        try:
+            for sock in held:
+                sock.sendall(probe)
+                assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+                time.sleep(0.05)
+            newcomer = raw_exchange(base, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+            assert newcomer.startswith(b"HTTP/1.1 200 OK\r\n") and newcomer.endswith(BODY)
+            # The longest idle was closed cleanly (FIN, no reset); the other one is still served.
+            assert held[0].recv(65536) == b""
+            held[1].sendall(probe)
+            assert held[1].recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+        finally:
+            for sock in held:
+                sock.close()
 
 
 @settings(max_examples=300, deadline=None)

@@ -31,14 +31,19 @@ def running_server(
     limits: ServerLimits | None = None,
     ready: bool = True,
     reload=None,
+    enable_lifecycle: bool = False,
+    report=None,
+    is_ready=None,
 ) -> Iterator[str]:
     server = ExporterHTTPServer(
         ("127.0.0.1", 0),
         exposition,
-        lambda: ready,
+        is_ready or (lambda: ready),
         web_config=web_config,
         limits=limits,
         reload=reload,
+        enable_lifecycle=enable_lifecycle,
+        report=report,
     )
     server.serve_in_thread()
     try:

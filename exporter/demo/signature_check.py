@@ -20,10 +20,7 @@ def signature_problem(
     query: dict[str, str],
     action: str = ACTION,
 ) -> tuple[int, str, str] | None:
-    """None if the request is signed as the service wants; else (status, errorCode, message).
-
-    ``headers`` are the request's, names in lower case.
-    """
+    """None if signed as the service wants ``action`` signed; else (status, errorCode, message)."""
     if headers.get("x-acs-action") != action:
         return 400, "MissingAction", f"x-acs-action must be {action}."
     if headers.get("x-acs-version") != API_VERSION:

@@ -23,12 +23,13 @@ from exporter.demo.workload import CYCLE_SECONDS, DemoFaults, phased_workload
 def demo_quotas(started: float) -> QuotaCatalog:
     """The demo tenant's quotas: the workload's three sub-quotas under two level-1 quotas (one
     of them an older answer with adhocCU), a pay-as-you-go one, and plans that switch twice a
-    cycle (the night plan reserves more for ETL: its reserve is exhausted only by day)."""
+    cycle (prod_p's night plan reserves more). Only etl_quota outgrows its reserve (300 of
+    400 CUs) while it saturates; the others stay within theirs, wobble included."""
     production = Level1Quota(
         "prod_p",
         (
             SubQuota("etl_quota", min_cu=300, max_cu=400, elastic_cu=50, job_max_cu=200),
-            SubQuota("adhoc_quota", min_cu=100, max_cu=200, job_max_cu=50, scheduler_type="Fair"),
+            SubQuota("adhoc_quota", min_cu=120, max_cu=200, job_max_cu=50, scheduler_type="Fair"),
         ),
         min_cu=400,
         max_cu=600,
@@ -37,8 +38,8 @@ def demo_quotas(started: float) -> QuotaCatalog:
     )
     science = Level1Quota(
         "ml_p",
-        (SubQuota("ml_quota", min_cu=100, max_cu=160, job_max_cu=80),),
-        min_cu=100,
+        (SubQuota("ml_quota", min_cu=120, max_cu=160, job_max_cu=80),),
+        min_cu=120,
         max_cu=160,
         elastic_cu=50,
         legacy_adhoc=True,

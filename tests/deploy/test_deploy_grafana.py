@@ -45,9 +45,19 @@ REQUIRED_CONTENT = {
     "poll errors": "rate(maxcompute_exporter_poll_errors_total",
     "time to saturation": "maxcompute:quota_cu_time_to_saturation:seconds",
     "named jobs": "maxcompute_running_job_cu_ratio",
+    "used CUs by quota": "maxcompute:quota_used_cpu_cores:max",
+    "reserved CUs by quota": "maxcompute:quota_reserved_cu:max",
+    "max CUs by quota": "maxcompute:quota_max_cu:max",
+    "demand over ceiling": "maxcompute:quota_demand_over_ceiling:ratio",
+    "plan in force": "maxcompute:quota_info:max",
+    "quota poll up": "maxcompute_exporter_quota_poll_up",
 }
 # Counters of failures: their panels show a series only while it is not zero.
-ERROR_COUNTERS = ("maxcompute_exporter_poll_errors_total", "maxcompute_exporter_invalid_jobs_total")
+ERROR_COUNTERS = (
+    "maxcompute_exporter_poll_errors_total",
+    "maxcompute_exporter_invalid_jobs_total",
+    "maxcompute_exporter_quota_poll_errors_total",
+)
 # Grafana units that read "per second".
 RATE_UNITS = {"reqps", "ops", "cps", "rps", "wps", "iops"}
 
@@ -233,3 +243,22 @@ def test_dashboard_provisioning_points_at_the_mounted_dashboards():
     assert path in mounts, f"the compose file mounts nothing at {path}"
     mounted = (COMPOSE.parent / mounts[path]).resolve()
     assert mounted == DASHBOARD.parent.resolve()
+
+
+def test_plan_switches_are_an_annotation(dashboard):
+    """A plan switch is marked on the graphs (issue 18), from the rule that records it."""
+    (switch,) = [a for a in dashboard["annotations"]["list"] if a.get("name") == "Plan switch"]
+    assert switch["datasource"] == DATASOURCE
+    assert switch["expr"].startswith("maxcompute:quota_plan_switch:info{")
+    assert "$region" in switch["expr"] and "$quota" in switch["expr"]
+    recorded = {
+        rule.get("record")
+        for group in yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+        for rule in group["rules"]
+    }
+    assert "maxcompute:quota_plan_switch:info" in recorded
+    # New panels keep to their own row at the end, ids 200-299.
+    own = [panel for panel in dashboard["panels"] if 200 <= panel["id"] <= 299]
+    others = [panel for panel in dashboard["panels"] if not 200 <= panel["id"] <= 299]
+    bottom = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in others)
+    assert own and all(panel["gridPos"]["y"] >= bottom for panel in own)

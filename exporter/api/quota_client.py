@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from exporter.api.client import RawAnswer, RunningJobsClient
 from exporter.api.errors import ApiError
@@ -31,6 +32,7 @@ from exporter.api.quotas import (
     parse_quota_page,
 )
 
+T = TypeVar("T")
 RAM_ACTIONS = {LIST_QUOTAS_ACTION: LIST_QUOTAS_RAM_ACTION, USAGE_ACTION: USAGE_RAM_ACTION}
 
 
@@ -67,17 +69,16 @@ class QuotaClient:
         self._on_request = on_request
         self._per_page = per_page
 
-    async def _get(self, path: str, action: str, query: dict[str, str]) -> tuple[RawAnswer, int]:
+    async def _get(
+        self, path: str, action: str, query: dict[str, str], parse: Callable[[RawAnswer], T]
+    ) -> tuple[T, int]:
+        """One request parsed, paced and retried as a page is (throttling in the body too)."""
+
         def heard(code: str) -> None:
             self._on_request(action, code)
 
-        async def once() -> RawAnswer:
-            answer = await self._client.get(path, action, query, heard)
-            if answer.status != 200:
-                # Classified (and retried, if it can heal) as any other failure of the API.
-                parse = parse_quota_page if action == LIST_QUOTAS_ACTION else parse_usage
-                parse(answer.status, answer.body, answer.retry_after)
-            return answer
+        async def once() -> T:
+            return parse(await self._client.get(path, action, query, heard))
 
         try:
             return await self._client.call_with_retries(once)
@@ -86,8 +87,12 @@ class QuotaClient:
 
     async def _page(self, marker: str) -> tuple[QuotaPage, int]:
         query = list_quotas_query(marker, self._per_page)
-        answer, attempts = await self._get(QUOTAS_PATH, LIST_QUOTAS_ACTION, query)
-        return parse_quota_page(answer.status, answer.body, answer.retry_after), attempts
+        return await self._get(
+            QUOTAS_PATH,
+            LIST_QUOTAS_ACTION,
+            query,
+            lambda answer: parse_quota_page(answer.status, answer.body, answer.retry_after),
+        )
 
     async def list_quotas(self) -> QuotaListing:
         """Every page, marker after marker, until the marker comes back empty.
@@ -118,6 +123,9 @@ class QuotaClient:
 
     async def usage(self, level1: str, sub_quota: str | None, now: float) -> tuple[QuotaUsage, int]:
         """The latest usage points of ``level1`` (or of its sub-quota), and the attempts."""
-        query = usage_query(now, sub_quota)
-        answer, attempts = await self._get(usage_path(level1), USAGE_ACTION, query)
-        return parse_usage(answer.status, answer.body, answer.retry_after), attempts
+        return await self._get(
+            usage_path(level1),
+            USAGE_ACTION,
+            usage_query(now, sub_quota),
+            lambda answer: parse_usage(answer.status, answer.body, answer.retry_after),
+        )

@@ -226,3 +226,19 @@ async def test_markers_that_never_end_fail_the_listing() -> None:
     await client.aclose()
     assert caught.value.reason == "invalid_response"
     assert len(codes) == 2
+
+
+async def test_throttling_inside_a_200_body_is_retried_too() -> None:
+    throttled = httpx.Response(
+        200, json={"httpCode": 429, "errorCode": "Throttling.User", "errorMsg": "slow down"}
+    )
+    stamps = [NOW * 1000]
+    good = httpx.Response(200, content=usage_body({"timestamps": stamps, "usedCpu": [4]}))
+    codes: list = []
+    client, api = quota_client(codes)
+    with respx.mock() as mock:
+        mock.get(f"{BASE}/a_p/usage").mock(side_effect=[throttled, good])
+        usage, attempts = await api.usage("a_p", None, NOW)
+    await client.aclose()
+    assert (usage.used, attempts) == (UsagePoint(4.0, float(NOW)), 2)
+    assert "subQuotaNickname" not in mock.calls[-1].request.url.params

@@ -239,6 +239,7 @@ async def test_throttling_inside_a_200_body_is_retried_too() -> None:
     with respx.mock() as mock:
         mock.get(f"{BASE}/a_p/usage").mock(side_effect=[throttled, good])
         usage, attempts = await api.usage("a_p", None, NOW)
+        asked = dict(mock.calls[-1].request.url.params)
     await client.aclose()
     assert (usage.used, attempts) == (UsagePoint(4.0, float(NOW)), 2)
-    assert "subQuotaNickname" not in mock.calls[-1].request.url.params
+    assert "subQuotaNickname" not in asked  # the level-1 quota itself

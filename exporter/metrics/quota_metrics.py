@@ -15,6 +15,7 @@ good poll while it fails; then its series are dropped (its health series stay).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 
@@ -26,6 +27,9 @@ from exporter.api.quotas import LIST_QUOTAS_ACTION, QuotaCapacity
 from exporter.config import QuotaPollSettings
 from exporter.metrics.families import target_label_values
 from exporter.polling.quota_snapshot import PartStatus, QuotaStatus, QuotaStore
+
+# The logger's name is part of every log line (logger=...).
+log = logging.getLogger("exporter.collector")
 
 # A failing part's last good results are served this many of its intervals, then dropped.
 QUOTA_STALENESS_INTERVALS = 3
@@ -183,12 +187,24 @@ class QuotaCollector(Collector):
                     labels, usage.requested.cores
                 )
 
+    def _target(self, status: QuotaStatus) -> dict[str, GaugeMetricFamily]:
+        families = self._families()
+        self._health(families, status)
+        if self._served(status.part(LIST_QUOTAS_ACTION), LIST_QUOTAS_ACTION):
+            self._capacity(families, status)
+        if self._served(status.part(USAGE_ACTION), USAGE_ACTION):
+            self._usage(families, status)
+        return families
+
     def collect(self) -> Iterator[Metric]:
         families = self._families()
         for status in self._store.statuses():
-            self._health(families, status)
-            if self._served(status.part(LIST_QUOTAS_ACTION), LIST_QUOTAS_ACTION):
-                self._capacity(families, status)
-            if self._served(status.part(USAGE_ACTION), USAGE_ACTION):
-                self._usage(families, status)
+            try:
+                own = self._target(status)
+            except Exception:
+                # One target's bad quota state must not take /metrics down with it.
+                log.exception("rendering a target's quota metrics failed: left out")
+                continue
+            for name, family in own.items():
+                families[name].samples.extend(family.samples)
         return iter(families.values())

@@ -18,7 +18,7 @@ from prometheus_client.registry import CollectorRegistry
 from exporter.config import Config, ConfigError
 from exporter.metrics.reload_status import ReloadStatus
 from exporter.polling.poller import TargetPoller
-from exporter.polling.scheduling import PollScheduler
+from exporter.polling.scheduling import PollScheduler, ScheduledPoll
 from exporter.web.webconfig import WebConfig
 
 # The logger's name is part of every log line (logger=...): it stays as it was published.
@@ -30,6 +30,8 @@ class RunningExporter(Protocol):
 
     config: Config
     pollers: list[TargetPoller]
+    # Polls beside the running-jobs ones, each on its own schedule (the quota poll).
+    other_polls: list[ScheduledPoll]
 
     async def aclose(self) -> None: ...
 
@@ -70,7 +72,9 @@ class ConfigReloader:
         self._registry_of(exporter).register(self.status)
         self.current = exporter
         self._on_swap(exporter)
-        self._scheduler = PollScheduler(exporter.pollers, exporter.config.poll.interval)
+        self._scheduler = PollScheduler(
+            exporter.pollers, exporter.config.poll.interval, exporter.other_polls
+        )
         self._scheduler.start()
 
     async def stop(self) -> None:

@@ -17,6 +17,9 @@ from exporter.metrics.registries import ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
 from exporter.polling.job_changes import JobTracker
 from exporter.polling.poller import TargetPoller
+from exporter.polling.quota_poller import QuotaPoller
+from exporter.polling.quota_snapshot import QuotaStore
+from exporter.polling.scheduling import ScheduledPoll
 from exporter.polling.snapshot import SnapshotStore
 from exporter.reload import ConfigReloader
 from exporter.reload_coalescing import CoalescedReloads
@@ -36,6 +39,7 @@ class Exporter:
         """``job_tracker``: the running exporter's, on a reload (see ``polling.job_changes``)."""
         self.config = config
         self.store = SnapshotStore(config.targets)
+        self.quota_store = QuotaStore(config.targets)
         self.metrics = ExporterMetrics(
             self.store,
             config.targets,
@@ -47,6 +51,8 @@ class Exporter:
             queue_wait_buckets=config.metrics.queue_wait_buckets,
             run_time_buckets=config.metrics.run_time_buckets,
             job_tracker=job_tracker,
+            quota_store=self.quota_store,
+            quota_poll=config.quota_poll,
         )
         self.renderer = MetricsRenderer(self.store, self.metrics)
         self.pollers = [
@@ -60,16 +66,49 @@ class Exporter:
             )
             for target in config.targets
         ]
+        self.quota_pollers = [
+            QuotaPoller(
+                poller.target,
+                poller.client,
+                config.quota_poll,
+                self.quota_store,
+                self.metrics.quota_polls,
+                concurrency=config.poll.page_concurrency,
+            )
+            for poller in self.pollers
+            if config.quota_poll.enabled
+        ]
+        self.other_polls = quota_schedule(self.quota_pollers)
 
     async def aclose(self) -> None:
         for poller in self.pollers:
             await poller.aclose()
 
 
+def quota_schedule(quota_pollers: list[QuotaPoller]) -> list[ScheduledPoll]:
+    """Each quota poller's enabled parts, each on its own interval."""
+    polls = []
+    for poller in quota_pollers:
+        settings, name = poller.settings, poller.target.name
+        if settings.quotas:
+            polls.append(
+                ScheduledPoll(f"ListQuotas {name}", poller.poll_quotas, settings.quotas_interval)
+            )
+        if settings.usage:
+            polls.append(
+                ScheduledPoll(f"GetQuotaUsage {name}", poller.poll_usage, settings.usage_interval)
+            )
+    return polls
+
+
 async def run_once(config: Config) -> int:
+    """Every target's polls once (the quota poll's too); 1 if a running-jobs poll failed."""
     exporter = Exporter(config)
     try:
-        results = await asyncio.gather(*(poller.poll() for poller in exporter.pollers))
+        results, *_ = await asyncio.gather(
+            asyncio.gather(*(poller.poll() for poller in exporter.pollers)),
+            *(poll.run() for poll in exporter.other_polls),
+        )
     finally:
         await exporter.aclose()
     sys.stdout.write(exporter.renderer.render().decode())

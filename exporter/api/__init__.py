@@ -1,4 +1,5 @@
-"""API access: the wire format, signing, the job record, errors, transport, rate, credentials.
+"""API access: the wire format, signing, the job record, errors, transport, rate, credentials;
+the quota operations (ListQuotas, GetQuotaUsage) through the same signed client.
 
 Reads only ``exporter.config``; knows nothing of polling, metrics or the web side.
 """

@@ -1,4 +1,4 @@
-"""GetRunningJobs over HTTP: one page of one slice, signed, sent, its body capped and validated.
+"""The API over HTTP: one signed GET, its body capped; GetRunningJobs pages parsed on top of it.
 
 The client knows nothing of metrics or of how a window is cut: it reports every request's
 outcome to a callback and raises ``ApiError`` (with a fixed ``reason``) when a page cannot be had.
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -24,6 +26,17 @@ from exporter.api.wire import ACTION, API_VERSION, DATE_FORMAT, PAGE_SIZE, PATH
 from exporter.config import PollSettings, Target
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RawAnswer:
+    """One HTTP answer of the API before parsing: status, capped body, ``Retry-After``."""
+
+    status: int
+    body: bytes
+    retry_after: str | None
 
 
 def wire_date() -> str:
@@ -60,7 +73,7 @@ class RunningJobsClient:
         self._on_request = on_request
         self._credentials = credential_provider(target.credentials, min_validity=settings.timeout)
         self._host = _host_header(target.endpoint)
-        self._url = target.endpoint + PATH
+        self._endpoint = target.endpoint
         self._filters: dict[str, str] = {}
         if target.owners:
             self._filters["jobOwnerList"] = ",".join(target.owners)
@@ -106,44 +119,62 @@ class RunningJobsClient:
             "pageSize": str(PAGE_SIZE),
             **self._filters,
         }
+        answer = await self.get(PATH, ACTION, query, self._on_request)
+        return parse_page(answer.status, answer.body, time.time(), answer.retry_after)
+
+    async def call_with_retries(self, request: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+        """``request()`` paced at the shared learned rate and retried as a page is; (result,
+        attempts)."""
+        return await self._retries.call(request)
+
+    async def get(
+        self,
+        path: str,
+        action: str,
+        query: dict[str, str],
+        on_request: Callable[[str], None],
+    ) -> RawAnswer:
+        """One signed GET of ``action`` on ``path``: its status and capped body, not yet parsed.
+
+        Every operation of the API goes through here, so all share one signer, one credential
+        and one pool of connections; ``on_request`` hears each request's outcome.
+        """
         try:
             credentials = await self._credentials.get()
         except CredentialsError as error:
             raise ApiError("credentials", str(error)) from None
         request = RequestToSign(
-            "GET", self._host, PATH, query, ACTION, API_VERSION, wire_date(), uuid.uuid4().hex
+            "GET", self._host, path, query, action, API_VERSION, wire_date(), uuid.uuid4().hex
         )
         headers = sign_request(credentials, request)
-        url = f"{self._url}?{canonical_query(query)}"
+        url = f"{self._endpoint}{path}?{canonical_query(query)}"
         try:
             async with self._http.stream("GET", url, headers=headers) as response:
                 body = await self._read_capped(response)
         except httpx.TimeoutException as error:
-            self._on_request("timeout")
+            on_request("timeout")
             raise ApiError(
                 "timeout",
-                f"GetRunningJobs timed out: {describe_transport_error(error, self._host)}",
+                f"{action} timed out: {describe_transport_error(error, self._host)}",
                 retryable=True,
             ) from error
         except httpx.TransportError as error:
-            self._on_request("connection_error")
+            on_request("connection_error")
             raise ApiError(
                 "connection",
-                f"GetRunningJobs connection failed: {describe_transport_error(error, self._host)}",
+                f"{action} connection failed: {describe_transport_error(error, self._host)}",
                 retryable=True,
             ) from error
         except httpx.DecodingError as error:
-            # A Content-Encoding the body does not honour: the bytes are not the page.
-            self._on_request(str(response.status_code))
+            # A Content-Encoding the body does not honour: the bytes are not the answer.
+            on_request(str(response.status_code))
             raise ApiError(
                 "invalid_response",
                 f"response body does not decode as its Content-Encoding says: {error}",
                 status=response.status_code,
             ) from error
-        self._on_request(str(response.status_code))
-        return parse_page(
-            response.status_code, body, time.time(), response.headers.get("retry-after")
-        )
+        on_request(str(response.status_code))
+        return RawAnswer(response.status_code, body, response.headers.get("retry-after"))
 
     @staticmethod
     async def _read_capped(response: httpx.Response) -> bytes:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from exporter.api.errors import ApiError
 from exporter.api.jobs import RunningJob, parse_job
-from exporter.api.wire import PAGE_SIZE
+from exporter.api.wire import ACTION, PAGE_SIZE
 
 AUTH_ERROR_PREFIXES = (
     "SignatureDoesNotMatch",
@@ -77,11 +77,12 @@ def classify_failure(
     message: str,
     request_id: str | None,
     retry_after: str | None,
+    action: str = ACTION,
 ) -> ApiError:
-    """The ``ApiError`` for an HTTP status and the service's ``errorCode``."""
+    """The ``ApiError`` for an HTTP status and the service's ``errorCode`` answering ``action``."""
     delay = parse_retry_after(retry_after)
     code = error_code or ""
-    text = f"GetRunningJobs failed: {_short(message)}" if message else "GetRunningJobs failed"
+    text = f"{action} failed: {_short(message)}" if message else f"{action} failed"
     common = {"status": status, "error_code": error_code, "request_id": request_id}
     if code.startswith("Throttling") or status == 429:
         return ApiError("throttled", text, retryable=True, retry_after=delay, **common)
@@ -104,15 +105,21 @@ def parse_retry_after(value: str | None) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def parse_page(status: int, body: bytes, now: float, retry_after: str | None = None) -> Page:
-    """Validate one response; the page's valid jobs, or ``ApiError``."""
+def open_envelope(
+    status: int, body: bytes, retry_after: str | None = None, action: str = ACTION
+) -> tuple[dict, str | None]:
+    """The answer's JSON object and its ``requestId``, or the ``ApiError`` it stands for.
+
+    Every operation wraps its answer alike (``requestId``, ``httpCode``, ``errorCode``,
+    ``errorMsg``): an error is classified here, once, whichever operation was asked.
+    """
     try:
         envelope = json.loads(body)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         envelope = None
     if not isinstance(envelope, dict):
         if status != 200:
-            raise classify_failure(status, None, "non-JSON error body", None, retry_after)
+            raise classify_failure(status, None, "non-JSON error body", None, retry_after, action)
         raise ApiError("invalid_response", "response body is not a JSON object", status=status)
     error_code = envelope.get("errorCode")
     error_code = error_code if isinstance(error_code, str) else None
@@ -123,7 +130,13 @@ def parse_page(status: int, body: bytes, now: float, retry_after: str | None = N
     http_code = envelope.get("httpCode", 200)
     if status != 200 or (error_code not in (None, "success")) or http_code != 200:
         effective = status if status != 200 else (http_code if isinstance(http_code, int) else 0)
-        raise classify_failure(effective, error_code, message, request_id, retry_after)
+        raise classify_failure(effective, error_code, message, request_id, retry_after, action)
+    return envelope, request_id
+
+
+def parse_page(status: int, body: bytes, now: float, retry_after: str | None = None) -> Page:
+    """Validate one response; the page's valid jobs, or ``ApiError``."""
+    envelope, request_id = open_envelope(status, body, retry_after)
     data = envelope.get("data")
     if not isinstance(data, dict):
         raise ApiError("invalid_response", "response has no data object", request_id=request_id)

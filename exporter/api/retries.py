@@ -7,6 +7,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import TypeVar
 
 from exporter.api.errors import ApiError
 from exporter.api.pages import Page, TimeSlice
@@ -15,6 +16,7 @@ from exporter.config import PollSettings
 
 RETRY_BACKOFF_CAP_SECONDS = 10.0
 
+T = TypeVar("T")
 FetchPage = Callable[[TimeSlice, int], Awaitable[Page]]
 
 
@@ -29,12 +31,20 @@ class PacedRetries:
         self._random = random.Random()
 
     async def fetch(self, piece: TimeSlice, page_number: int) -> Page:
-        """One page; throttling, 5xx, timeouts and dropped connections are retried.
+        """One page; throttling, 5xx, timeouts and dropped connections are retried (``call``).
+
+        The page's ``requests`` counts every attempt.
+        """
+        page, attempts = await self.call(lambda: self._fetch_page(piece, page_number))
+        return replace(page, requests=attempts)
+
+    async def call(self, request: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+        """``request()``'s result and the attempts it took; what can heal is tried again.
 
         Backoff is exponential with full jitter (AWS's "Exponential Backoff and Jitter"), and
         never shorter than the service's ``Retry-After``; throttling also lowers the learned
         request rate. Errors that cannot heal (auth, bad parameters, bad bodies) are raised at
-        once. The page's ``requests`` counts every attempt.
+        once.
         """
         settings = self._settings
         for attempt in range(settings.retries + 1):
@@ -43,7 +53,7 @@ class PacedRetries:
             scheduled_at = time.monotonic()
             limited = await self._limiter.acquire()
             try:
-                page = await self._fetch_page(piece, page_number)
+                result = await request()
             except ApiError as error:
                 if error.reason == "throttled":
                     self.rate.on_throttled(scheduled_at, time.monotonic())
@@ -52,7 +62,7 @@ class PacedRetries:
                 await asyncio.sleep(self._backoff(attempt, error.retry_after))
                 continue
             self.rate.on_success(limited, time.monotonic())
-            return replace(page, requests=attempt + 1)
+            return result, attempt + 1
         raise AssertionError("unreachable")
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:

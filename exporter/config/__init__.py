@@ -5,7 +5,14 @@ the package, modules import one another directly.
 """
 
 from exporter.config.loading import MAX_TOP_JOBS, load_config, parse_config, read_yaml
-from exporter.config.model import Config, Credentials, MetricsSettings, PollSettings, Target
+from exporter.config.model import (
+    Config,
+    Credentials,
+    MetricsSettings,
+    PollSettings,
+    QuotaPollSettings,
+    Target,
+)
 from exporter.config.values import (
     DURATION_EXPECTED,
     LABEL_NAME,
@@ -28,6 +35,7 @@ __all__ = [
     "Credentials",
     "MetricsSettings",
     "PollSettings",
+    "QuotaPollSettings",
     "Target",
     "check_keys",
     "describe",

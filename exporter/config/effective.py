@@ -93,6 +93,12 @@ def render_effective_settings(config: Config) -> str:
     document = {
         "targets": [target_settings(target) for target in config.targets],
         "poll": poll_settings(config.poll),
+        "quota_poll": {
+            "quotas": config.quota_poll.quotas,
+            "quotas_interval": format_duration(config.quota_poll.quotas_interval),
+            "usage": config.quota_poll.usage,
+            "usage_interval": format_duration(config.quota_poll.usage_interval),
+        },
     }
     body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
     return "# effective settings (defaults filled in, secrets masked)\n" + body

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from exporter.config.credentials import parse_credentials
-from exporter.config.model import Config, MetricsSettings, PollSettings, Target
+from exporter.config.model import Config, MetricsSettings, PollSettings, QuotaPollSettings, Target
 from exporter.config.values import (
     ConfigError,
     boolean,
@@ -168,12 +168,53 @@ def parse_metrics(value: object) -> MetricsSettings:
     )
 
 
+QUOTA_POLL_KEYS = {"quotas", "quotas_interval", "usage", "usage_interval"}
+
+
+def parse_quota_poll(value: object, timeout: float) -> QuotaPollSettings:
+    """``quota_poll``: a switch and an interval for ListQuotas and for GetQuotaUsage."""
+    default = QuotaPollSettings()
+    block = check_keys("quota_poll", {} if value is None else value, QUOTA_POLL_KEYS)
+
+    def switch(name: str, fallback: bool) -> bool:
+        flag = block.get(name, fallback)
+        if not isinstance(flag, bool):
+            raise ConfigError(f"quota_poll.{name}", "true or false", flag)
+        return flag
+
+    def interval(name: str, fallback: float) -> float:
+        if name not in block:
+            return fallback
+        seconds = parse_duration(f"quota_poll.{name}", block[name])
+        if seconds <= timeout:
+            raise ConfigError(
+                f"quota_poll.{name}",
+                f"more than poll.timeout ({format_duration(timeout)})",
+                block[name],
+            )
+        return seconds
+
+    settings = QuotaPollSettings(
+        quotas=switch("quotas", default.quotas),
+        quotas_interval=interval("quotas_interval", default.quotas_interval),
+        usage=switch("usage", default.usage),
+        usage_interval=interval("usage_interval", default.usage_interval),
+    )
+    if settings.usage and not settings.quotas:
+        raise ConfigError(
+            "quota_poll.usage",
+            "false while quota_poll.quotas is false (usage is asked per quota ListQuotas "
+            "names): set quota_poll.usage: false or quota_poll.quotas: true",
+        )
+    return settings
+
+
 def parse_config(data: object, environ: Mapping[str, str] | None = None) -> Config:
     """Validate a parsed YAML document; raises ``ConfigError`` on the first mistake."""
     environ = os.environ if environ is None else environ
     if data is None:
         raise ConfigError("config", "a mapping with a targets list (the file is empty)")
-    block = check_keys("", data, {"targets", "poll", "metrics"})
+    block = check_keys("", data, {"targets", "poll", "metrics", "quota_poll"})
     raw_targets = block.get("targets")
     if not isinstance(raw_targets, list) or not raw_targets:
         raise ConfigError("targets", "a non-empty list of targets", raw_targets)
@@ -190,10 +231,12 @@ def parse_config(data: object, environ: Mapping[str, str] | None = None) -> Conf
                 "(add a label such as account to tell them apart)",
             )
         seen[identity] = index
+    poll = parse_poll(block.get("poll"))
     return Config(
         targets=targets,
-        poll=parse_poll(block.get("poll")),
+        poll=poll,
         metrics=parse_metrics(block.get("metrics")),
+        quota_poll=parse_quota_poll(block.get("quota_poll"), poll.timeout),
     )
 
 

@@ -92,12 +92,28 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class QuotaPollSettings:
+    """The quota poll, beside the running-jobs poll: ListQuotas and GetQuotaUsage, each on its
+    own schedule and each switched on or off on its own."""
+
+    quotas: bool = True
+    quotas_interval: float = 300.0
+    usage: bool = True
+    usage_interval: float = 60.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.quotas or self.usage
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration: targets, poll settings, metric settings."""
 
     targets: tuple[Target, ...]
     poll: PollSettings
     metrics: MetricsSettings = MetricsSettings()
+    quota_poll: QuotaPollSettings = QuotaPollSettings()
 
     @property
     def constant_label_names(self) -> tuple[str, ...]:

@@ -7,9 +7,53 @@ import contextlib
 import time
 from dataclasses import dataclass
 
-from exporter.config import Config, Credentials, MetricsSettings, PollSettings, Target
+from exporter.config import (
+    Config,
+    Credentials,
+    MetricsSettings,
+    PollSettings,
+    QuotaPollSettings,
+    Target,
+)
+from exporter.demo.quota_simulator import Level1Quota, QuotaCatalog, SubQuota
 from exporter.demo.simulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, ApiSimulator
-from exporter.demo.workload import DemoFaults, phased_workload
+from exporter.demo.workload import CYCLE_SECONDS, DemoFaults, phased_workload
+
+
+def demo_quotas(started: float) -> QuotaCatalog:
+    """The demo tenant's quotas: the workload's three sub-quotas under two level-1 quotas (one
+    of them an older answer with adhocCU), a pay-as-you-go one, and plans that switch twice a
+    cycle (prod_p's night plan reserves more). Only etl_quota outgrows its reserve (300 of
+    400 CUs) while it saturates; the others stay within theirs, wobble included."""
+    production = Level1Quota(
+        "prod_p",
+        (
+            SubQuota("etl_quota", min_cu=300, max_cu=400, elastic_cu=50, job_max_cu=200),
+            SubQuota("adhoc_quota", min_cu=120, max_cu=200, job_max_cu=50, scheduler_type="Fair"),
+        ),
+        min_cu=400,
+        max_cu=600,
+        elastic_cu=100,
+        plans=(("day", 400), ("night", 500)),
+    )
+    science = Level1Quota(
+        "ml_p",
+        (SubQuota("ml_quota", min_cu=120, max_cu=160, job_max_cu=80),),
+        min_cu=120,
+        max_cu=160,
+        elastic_cu=50,
+        legacy_adhoc=True,
+    )
+    on_demand = Level1Quota(
+        "os_PayAsYouGoQuota_p", (SubQuota("os_PayAsYouGoQuota"),), billing="payasyougo"
+    )
+    return QuotaCatalog(
+        (production, science, on_demand),
+        page_cap=2,
+        envelope="alternate",
+        plan_start=started,
+        plan_period=CYCLE_SECONDS / 2,
+    )
 
 
 def demo_config(endpoint: str) -> Config:
@@ -23,6 +67,7 @@ def demo_config(endpoint: str) -> Config:
         targets=(target,),
         poll=PollSettings(interval=15.0, window=86400.0),
         metrics=MetricsSettings(top_jobs=5),
+        quota_poll=QuotaPollSettings(quotas_interval=60.0, usage_interval=15.0),
     )
 
 
@@ -48,5 +93,7 @@ def start_demo() -> DemoRun:
     count from now."""
     started = time.time()
     # 120 jobs that start and finish all the time: a tenant whose list moves while read.
-    simulator = ApiSimulator(phased_workload(started, jobs_per_quota=40)).start()
+    simulator = ApiSimulator(
+        phased_workload(started, jobs_per_quota=40), quotas=demo_quotas(started)
+    ).start()
     return DemoRun(simulator, DemoFaults(simulator, started).start())

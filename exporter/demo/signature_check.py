@@ -14,14 +14,15 @@ MAX_CLOCK_SKEW_SECONDS = 900
 
 
 def signature_problem(
-    state: SimulatorState, headers: dict[str, str], path: str, query: dict[str, str]
+    state: SimulatorState,
+    headers: dict[str, str],
+    path: str,
+    query: dict[str, str],
+    action: str = ACTION,
 ) -> tuple[int, str, str] | None:
-    """None if the request is signed as the service wants; else (status, errorCode, message).
-
-    ``headers`` are the request's, names in lower case.
-    """
-    if headers.get("x-acs-action") != ACTION:
-        return 400, "MissingAction", f"x-acs-action must be {ACTION}."
+    """None if signed as the service wants ``action`` signed; else (status, errorCode, message)."""
+    if headers.get("x-acs-action") != action:
+        return 400, "MissingAction", f"x-acs-action must be {action}."
     if headers.get("x-acs-version") != API_VERSION:
         return 400, "InvalidVersion", f"x-acs-version must be {API_VERSION}."
     auth = headers.get("authorization", "")

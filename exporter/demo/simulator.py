@@ -24,10 +24,8 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
-from exporter.api.wire import (
-    PAGE_SIZE,
-    PATH,
-)
+from exporter.api.wire import ACTION, PAGE_SIZE, PATH
+from exporter.demo.quota_simulator import QuotaCatalog, answer_quota_request, quota_action
 from exporter.demo.signature_check import signature_problem
 from exporter.demo.simulator_state import (
     NO_FAULTS,
@@ -99,16 +97,20 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             )
             return
         parts = urlsplit(self.path)
-        if parts.path != PATH:
+        action = ACTION if parts.path == PATH else quota_action(parts.path)
+        if action is None or (action != ACTION and self.server.quotas is None):
             self._fail(404, "InvalidAction.NotFound", "Specified api is not found.")
             return
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         headers = {name.lower(): value for name, value in self.headers.items()}
-        problem = signature_problem(state, headers, parts.path, query)
+        problem = signature_problem(state, headers, parts.path, query, action)
         if problem is not None:
             self._fail(*problem)
             return
-        self._running_jobs(state, query)
+        if action == ACTION:
+            self._running_jobs(state, query)
+        else:
+            self._reply(*answer_quota_request(self.server.quotas, state, action, parts.path, query))
 
     def _running_jobs(self, state: SimulatorState, query: dict[str, str]) -> None:
         try:
@@ -165,7 +167,10 @@ class ApiSimulator(QuietThreadingHTTPServer):
         clock: Callable[[], float] = time.time,
         address: tuple[str, int] = ("127.0.0.1", 0),
         rate_limit: float | None = None,
+        quotas: QuotaCatalog | None = None,
     ) -> None:
+        # The tenant's quotas for ListQuotas and GetQuotaUsage (None: those paths answer 404).
+        self.quotas = quotas
         fixed = None if callable(jobs) else list(jobs)
         source = jobs if fixed is None else (lambda now: fixed)
         self.state = SimulatorState(

@@ -10,17 +10,24 @@ from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTO
 
 from exporter.api.jobs import RunningJob
 from exporter.api.pages import TimeSlice
-from exporter.config import Target
+from exporter.api.quota_usage import USAGE_ACTION
+from exporter.api.quotas import LIST_QUOTAS_ACTION
+from exporter.config import QuotaPollSettings, Target
 from exporter.config.model import DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_RUN_TIME_BUCKETS
 from exporter.metrics.collectors import JobMetricsCollector, TargetStatusCollector
 from exporter.metrics.job_changes import JobChangeMetrics
 from exporter.metrics.job_view import TopJobsCollector
 from exporter.metrics.poll_metrics import PollMetrics
+from exporter.metrics.quota_metrics import QuotaCollector
+from exporter.metrics.quota_poll_metrics import QuotaPollMetrics
 from exporter.metrics.run_times import RunTimesCollector
 from exporter.metrics.staleness import Staleness
 from exporter.polling.job_changes import JobTracker
 from exporter.polling.observer import PollOutcome
+from exporter.polling.quota_snapshot import QuotaStore
 from exporter.polling.snapshot import SnapshotStore
+
+QUOTA_POLL_OFF = QuotaPollSettings(quotas=False, usage=False)
 
 
 class PollReports:
@@ -68,6 +75,8 @@ class ExporterMetrics:
         queue_wait_buckets: tuple[float, ...] = DEFAULT_QUEUE_WAIT_BUCKETS,
         run_time_buckets: tuple[float, ...] = DEFAULT_RUN_TIME_BUCKETS,
         job_tracker: JobTracker | None = None,
+        quota_store: QuotaStore | None = None,
+        quota_poll: QuotaPollSettings = QUOTA_POLL_OFF,
     ) -> None:
         self.staleness = Staleness(max_staleness, clock)
         self.job_registry = CollectorRegistry(auto_describe=True)
@@ -95,6 +104,19 @@ class ExporterMetrics:
         self.polls = PollReports(
             PollMetrics(self.self_registry, targets, label_names), self.job_changes
         )
+        # The quota series are few (tens of quotas) and their age moves with the clock: they
+        # are rendered per scrape with the exporter's own.
+        operations = [
+            op
+            for op, on in (
+                (LIST_QUOTAS_ACTION, quota_poll.quotas),
+                (USAGE_ACTION, quota_poll.usage),
+            )
+            if on
+        ]
+        self.quota_polls = QuotaPollMetrics(self.self_registry, targets, label_names, operations)
+        if quota_store is not None and quota_poll.enabled:
+            self.self_registry.register(QuotaCollector(quota_store, label_names, quota_poll, clock))
         if process_metrics:
             for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
                 self.self_registry.register(collector)

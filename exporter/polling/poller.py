@@ -88,6 +88,11 @@ class TargetPoller:
         self._failing = Episode()
         self._near_edge = Episode()
 
+    @property
+    def client(self) -> RunningJobsClient:
+        """The target's one signed client; the quota poll sends its requests through it too."""
+        return self._client
+
     async def aclose(self) -> None:
         await self._client.aclose()
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -20,24 +21,45 @@ from exporter.polling.poller import TargetPoller
 log = logging.getLogger("exporter.scheduling")
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduledPoll:
+    """A poll beside the running-jobs one (a quota poll's part): what to run, how often."""
+
+    name: str
+    run: Callable[[], Awaitable[object]]
+    interval: float
+
+
 async def run_poll(poller: TargetPoller, in_flight: set[asyncio.Task] | None = None) -> None:
+    await run_guarded(poller.poll, poller.target.name, in_flight)
+
+
+async def run_guarded(
+    poll: Callable[[], Awaitable[object]], name: str, in_flight: set[asyncio.Task] | None = None
+) -> None:
     task = asyncio.current_task()
     if in_flight is not None and task is not None:
         in_flight.add(task)
     try:
-        await poller.poll()
+        await poll()
     except asyncio.CancelledError:
         # Shutdown cancels polls in flight; that is not an error worth a traceback.
-        log.debug("poll cancelled", extra={"target": poller.target.name})
+        log.debug("poll cancelled", extra={"target": name})
     finally:
         if in_flight is not None:
             in_flight.discard(task)
 
 
 class PollScheduler:
-    """Runs each poller every interval on APScheduler, never two polls of a target at once."""
+    """Runs each poller every interval on APScheduler, never two polls of a target at once;
+    ``others`` (the quota poll's parts) each on their own interval, alike."""
 
-    def __init__(self, pollers: Sequence[TargetPoller], interval: float) -> None:
+    def __init__(
+        self,
+        pollers: Sequence[TargetPoller],
+        interval: float,
+        others: Sequence[ScheduledPoll] = (),
+    ) -> None:
         self._in_flight: set[asyncio.Task] = set()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         now = datetime.now(UTC)
@@ -52,6 +74,18 @@ class PollScheduler:
                 coalesce=True,
                 misfire_grace_time=max(1, int(interval)),
                 args=(poller, self._in_flight),
+            )
+        for index, other in enumerate(others):
+            self._scheduler.add_job(
+                run_guarded,
+                IntervalTrigger(seconds=other.interval, timezone=UTC),
+                id=f"other-{index}-{other.name}",
+                name=other.name,
+                next_run_time=now,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(other.interval)),
+                args=(other.run, other.name, self._in_flight),
             )
 
     def start(self) -> None:

@@ -83,9 +83,31 @@ ALERTS = [
         "quota=etl_quota",
         True,
     ),
+    (
+        "alertname=MaxComputeQuotaReservedCUExhausted severity=warning region=cn-shanghai "
+        "quota=etl_quota",
+        True,
+    ),
     # ... but not another quota's.
     (
         "alertname=MaxComputeQuotaCUSaturation severity=warning region=cn-shanghai quota=ml_quota",
+        False,
+    ),
+    (
+        "alertname=MaxComputeQuotaReservedCUExhausted severity=warning region=cn-shanghai "
+        "quota=ml_quota",
+        False,
+    ),
+    # The quota poll of a region whose every poll fails: the same cause, held back; a quota
+    # poll failing on its own (a missing RAM action) notifies.
+    (
+        "alertname=MaxComputeQuotaPollsFailing severity=warning region=cn-hangzhou "
+        "operation=ListQuotas",
+        True,
+    ),
+    (
+        "alertname=MaxComputeQuotaPollsFailing severity=warning region=cn-shanghai "
+        "operation=GetQuotaUsage",
         False,
     ),
 ]

@@ -50,11 +50,21 @@ REQUIRED_CONTENT = {
     "run time quantiles": "maxcompute:quota_job_run_seconds:p90_15m",
     "queue wait heatmap": "increase(maxcompute_job_queue_wait_seconds_bucket",
     "jobs running over an hour": 'maxcompute_running_jobs_run_time_seconds_bucket{le="3600.0"',
+    "used CUs by quota": "maxcompute:quota_used_cpu_cores:max",
+    "reserved CUs by quota": "maxcompute:quota_reserved_cu:max",
+    "max CUs by quota": "maxcompute:quota_max_cu:max",
+    "demand over ceiling": "maxcompute:quota_demand_over_ceiling:ratio",
+    "plan in force": "maxcompute:quota_info:max",
+    "quota poll up": "maxcompute_exporter_quota_poll_up",
 }
 # Job series per quota, with no project label: filtered like the quota rules.
 PER_QUOTA_JOB_SERIES = ("maxcompute_running_jobs_run_time_seconds",)
 # Counters of failures: their panels show a series only while it is not zero.
-ERROR_COUNTERS = ("maxcompute_exporter_poll_errors_total", "maxcompute_exporter_invalid_jobs_total")
+ERROR_COUNTERS = (
+    "maxcompute_exporter_poll_errors_total",
+    "maxcompute_exporter_invalid_jobs_total",
+    "maxcompute_exporter_quota_poll_errors_total",
+)
 # Grafana units that read "per second".
 RATE_UNITS = {"reqps", "ops", "cps", "rps", "wps", "iops"}
 
@@ -243,3 +253,17 @@ def test_dashboard_provisioning_points_at_the_mounted_dashboards():
     assert path in mounts, f"the compose file mounts nothing at {path}"
     mounted = (COMPOSE.parent / mounts[path]).resolve()
     assert mounted == DASHBOARD.parent.resolve()
+
+
+def test_plan_switches_are_an_annotation(dashboard):
+    """A plan switch is marked on the graphs (issue 18), from the rule that records it."""
+    (switch,) = [a for a in dashboard["annotations"]["list"] if a.get("name") == "Plan switch"]
+    assert switch["datasource"] == DATASOURCE
+    assert switch["expr"].startswith("maxcompute:quota_plan_switch:info{")
+    assert "$region" in switch["expr"] and "$quota" in switch["expr"]
+    recorded = {
+        rule.get("record")
+        for group in yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+        for rule in group["rules"]
+    }
+    assert "maxcompute:quota_plan_switch:info" in recorded

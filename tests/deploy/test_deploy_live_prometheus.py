@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter.demo.launch import demo_quotas
 from exporter.demo.workload import DEMO_PROJECTS
 from tests.support.exporter_process import ExporterProcess
 from tests.support.prometheus_process import SCRAPE_JOB, Prometheus, result_of, wait_for
@@ -67,6 +68,7 @@ ALLOWED_EMPTY: dict[str, str] = {
     "Poll errors by reason": "always-zero series are hidden: empty while no poll fails",
     "Invalid jobs": "always-zero series are hidden: the demo sends no invalid record",
     "Time to CU saturation": "only quotas whose saturation rises over 10 evaluations",
+    "Quota poll errors by reason": "always-zero series are hidden: empty while no poll fails",
 }
 # Panels whose series exist but may be NaN while the demo is healthy: quantiles of what changed
 # between two polls are undefined until a job starts (or finishes) after the exporter's
@@ -82,6 +84,7 @@ HEALTH_ALERTS = (
     "MaxComputeExporterAbsent",
     "MaxComputePollsFailing",
     "MaxComputeDataStale",
+    "MaxComputeQuotaPollsFailing",
 )
 
 STARTUP_TIMEOUT = 30.0  # each of: exporter ready, Prometheus ready
@@ -315,13 +318,44 @@ CONDITIONAL_RECORDS = {
 }
 
 
+def capacity_records() -> dict[str, set[str]]:
+    """The quota poll's records (issue 18): which of the demo tenant's quotas each holds."""
+    catalog = demo_quotas(0.0)
+    level1 = {q.nickname for q in catalog.quotas}
+    every = level1 | {s.nickname for q in catalog.quotas for s in q.subs}
+    with_max = {q.nickname for q in catalog.quotas if q.max_cu} | {
+        s.nickname for q in catalog.quotas for s in q.subs if s.max_cu
+    }
+    return {
+        "maxcompute:quota_max_cu:max": with_max,
+        "maxcompute:quota_reserved_cu:max": with_max,  # the demo reserves where it caps
+        "maxcompute:quota_used_cpu_cores:max": every,
+        "maxcompute:quota_requested_cpu_cores:max": every,
+        "maxcompute:quota_info:max": every,
+        "maxcompute:quota_level1_cu_in_use:estimate": {"prod_p", "ml_p"},
+        "maxcompute:quota_cu_headroom:cu": with_max,
+        "maxcompute:quota_cpu_saturation:ratio": with_max,
+        "maxcompute:quota_demand_over_ceiling:ratio": with_max,
+        "maxcompute:quota_used_over_reserved:ratio": with_max,
+    }
+
+
+CAPACITY_RECORDS = capacity_records()
+# A plan switch is marked for two minutes after it happens: any level-1 quota, or none.
+CONDITIONAL_RECORDS.add("maxcompute:quota_plan_switch:info")
+
+
 @pytest.mark.parametrize("record", [r["record"] for r in RULE_LIST if "record" in r])
 def test_recording_rule_has_one_series_per_demo_quota(prometheus, record):
     body = prometheus.query(record)
     assert body.get("status") == "success", describe(body)
     series = body["data"]["result"]
     quotas = sorted(s["metric"].get("quota") for s in series)
-    if record in CONDITIONAL_RECORDS:
+    if record in CAPACITY_RECORDS:
+        assert quotas == sorted(CAPACITY_RECORDS[record]), f"{record}: {series}"
+    elif record == "maxcompute:quota_plan_switch:info":
+        assert set(quotas) <= {q.nickname for q in demo_quotas(0.0).quotas}, series
+    elif record in CONDITIONAL_RECORDS:
         assert set(quotas) <= DEMO_VALUES["quota"] and len(quotas) == len(set(quotas)), series
     else:
         assert quotas == sorted(DEMO_VALUES["quota"]), f"{record}: {series}"

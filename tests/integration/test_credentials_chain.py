@@ -212,7 +212,9 @@ def test_served_with_only_a_credentials_uri_rotating_tokens(tmp_path: Path) -> N
     assert values[("maxcompute_running_jobs_cu_ratio", "")] == 3.125
     assert values[("maxcompute_running_jobs_memory_ratio", "")] == 1.5625
     assert values[("maxcompute_running_jobs_progress_sum_ratio", "")] == 12.5
-    requests = {k[1]: v for k, v in values.items() if k[0].endswith("api_requests_total")}
+    requests = {
+        k[1]: v for k, v in values.items() if k[0] == "maxcompute_exporter_api_requests_total"
+    }
     assert set(requests) == {"200"} and requests["200"] >= 2
     errors = {k[1]: v for k, v in values.items() if k[0].endswith("poll_errors_total")}
     assert set(errors.values()) == {0}

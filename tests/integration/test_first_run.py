@@ -133,6 +133,11 @@ def test_check_config_prints_the_effective_settings(tmp_path: Path) -> None:
         f"  rate_limit: {PollSettings().rate_limit}\n"
         "  deadline: 1m48s\n"
         "  max_staleness: 6m\n"
+        "quota_poll:\n"
+        "  quotas: true\n"
+        "  quotas_interval: 5m\n"
+        "  usage: true\n"
+        "  usage_interval: 1m\n"
     )
 
 
@@ -145,10 +150,14 @@ def test_a_refused_connection_names_host_and_cause_at_warning(tmp_path: Path) ->
     )
     result = run_exporter("--config", path, "--once", env=ENV)
     assert result.returncode == 1
-    assert log_lines(result.stderr) == [
+    # The quota poll fails on its own, and says so once (its usage part asks nothing yet).
+    assert sorted(log_lines(result.stderr)) == [
         'level=warning logger=exporter.poller msg="poll failed" target=cn-hangzhou'
         f' error="GetRunningJobs connection failed: 127.0.0.1:{port}: connection refused:'
-        ' nothing listens on that port"'
+        ' nothing listens on that port"',
+        'level=warning logger=exporter.quota_poller msg="ListQuotas poll failed"'
+        f' target=cn-hangzhou error="ListQuotas connection failed: 127.0.0.1:{port}:'
+        ' connection refused: nothing listens on that port"',
     ]
 
 
@@ -163,8 +172,11 @@ def test_an_unresolvable_endpoint_names_host_and_cause_at_warning(tmp_path: Path
     )
     result = run_exporter("--config", path, "--once", env=ENV)
     assert result.returncode == 1
-    assert log_lines(result.stderr) == [
+    assert sorted(log_lines(result.stderr)) == [
         'level=warning logger=exporter.poller msg="poll failed" target=cn-hangzhou'
         f' error="GetRunningJobs connection failed: {host}: DNS lookup failed: {resolver_says}'
-        ' (check the region or endpoint)"'
+        ' (check the region or endpoint)"',
+        'level=warning logger=exporter.quota_poller msg="ListQuotas poll failed"'
+        f' target=cn-hangzhou error="ListQuotas connection failed: {host}: DNS lookup failed:'
+        f' {resolver_says} (check the region or endpoint)"',
     ]

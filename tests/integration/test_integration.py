@@ -15,7 +15,7 @@ from exporter.demo.simulator import ApiSimulator, Faults
 from tests.support.exporter_process import ExporterProcess, run_exporter
 from tests.support.exposition import values
 from tests.support.jobs import job_record
-from tests.support.metric_contract import CONTRACT_METRICS, PER_JOB_METRICS
+from tests.support.metric_contract import CONTRACT_METRICS, PER_JOB_METRICS, QUOTA_METRICS
 from tests.support.tools import free_port, promtool
 
 NOW = int(time.time())
@@ -125,8 +125,9 @@ def test_metrics_show_exact_values_for_a_known_job_set(exporter: ExporterProcess
         assert got.get(name) == value, name
     requests = got[key("maxcompute_exporter_last_poll_requests")]
     assert got[key("maxcompute_exporter_api_requests_total", code="200")] == requests
-    # Every name the rules and dashboard use (the per-job view is off here).
-    assert {k[0] for k in got} >= CONTRACT_METRICS - PER_JOB_METRICS
+    # Every name the rules and dashboard use (the per-job view is off here; this simulator
+    # serves no quotas: tests/integration/test_quota_poll.py shows those series).
+    assert {k[0] for k in got} >= CONTRACT_METRICS - PER_JOB_METRICS - QUOTA_METRICS
     assert not {k[0] for k in got} & PER_JOB_METRICS
     job_series = {k for k in got if k[0] == "maxcompute_running_jobs"}
     assert len(job_series) == 3
@@ -293,6 +294,7 @@ def test_sigterm_cancels_a_poll_in_flight_and_exits_0_promptly(tmp_path: Path) -
     path.write_text(
         f"targets:\n  - region: cn-hangzhou\n    endpoint: {slow.url}\n"
         "poll:\n  interval: 60s\n  timeout: 30s\n"
+        "quota_poll:\n  quotas: false\n  usage: false\n"  # one request in flight: the poll's
     )
     try:
         process = ExporterProcess("--config", str(path), env=ENV)

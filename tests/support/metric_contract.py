@@ -44,6 +44,24 @@ JOBS_OVER_TIME_METRICS = {
     for suffix in ("bucket", "sum", "count")
 }
 CONTRACT_METRICS |= JOBS_OVER_TIME_METRICS
+# The quota poll (issue 18): ListQuotas and GetQuotaUsage, and the poll's own health.
+QUOTA_METRICS = {
+    "maxcompute_quota_reserved_cu",
+    "maxcompute_quota_max_cu",
+    "maxcompute_quota_elastic_reserved_cu",
+    "maxcompute_quota_job_max_cu",
+    "maxcompute_quota_info",
+    "maxcompute_quota_used_cpu_cores",
+    "maxcompute_quota_requested_cpu_cores",
+    "maxcompute_quota_usage_age_seconds",
+    "maxcompute_exporter_quota_poll_up",
+    "maxcompute_exporter_quota_poll_last_success_timestamp_seconds",
+    "maxcompute_exporter_quota_poll_interval_seconds",
+    "maxcompute_exporter_quota_poll_errors_total",
+    "maxcompute_exporter_quota_api_requests_total",
+    "maxcompute_exporter_quota_invalid_values_total",
+} | {f"maxcompute_exporter_quota_poll_duration_seconds_{s}" for s in ("bucket", "sum", "count")}
+CONTRACT_METRICS |= QUOTA_METRICS
 
 # A metric or recording-rule name inside a PromQL expression.
 METRIC_NAME = re.compile(r"\b(maxcompute[_:][a-zA-Z0-9_:]*)")

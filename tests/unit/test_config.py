@@ -121,7 +121,7 @@ def test_durations(text: str, seconds: float) -> None:
         ("targets: []", "targets: expected a non-empty list of targets, got a list"),
         (
             "targets: [{region: cn-beijing}]\npolls: {}",
-            "polls: unknown key (known keys: metrics, poll, targets)",
+            "polls: unknown key (known keys: metrics, poll, quota_poll, targets)",
         ),
         (
             "targets: [{region: cn-beijing, quota: [a]}]",

@@ -103,6 +103,11 @@ def test_effective_settings_fill_in_defaults_and_mask_secrets() -> None:
         f"  rate_limit: {PollSettings().rate_limit}\n"
         "  deadline: 27s\n"
         "  max_staleness: 1m30s\n"
+        "quota_poll:\n"
+        "  quotas: true\n"
+        "  quotas_interval: 5m\n"
+        "  usage: true\n"
+        "  usage_interval: 1m\n"
     )
 
 

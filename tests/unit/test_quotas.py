@@ -169,7 +169,7 @@ async def test_list_quotas_follows_the_marker_across_envelopes_until_it_is_empty
 
     def answer(request: httpx.Request) -> httpx.Response:
         seen.append(dict(request.url.params))
-        return httpx.Response(200, content=pages[request.url.params["marker"]])
+        return httpx.Response(200, content=pages[request.url.params.get("marker", "")])
 
     codes: list = []
     client, api = quota_client(codes)
@@ -177,7 +177,12 @@ async def test_list_quotas_follows_the_marker_across_envelopes_until_it_is_empty
         mock.get(BASE).mock(side_effect=answer)
         listing = await api.list_quotas()
     await client.aclose()
-    assert seen == [{"maxItem": "2", "marker": m} for m in ("", "m1", "m2")]
+    # The first page sends no marker, as the official SDK leaves an unset one out.
+    assert seen == [
+        {"maxItem": "2"},
+        {"maxItem": "2", "marker": "m1"},
+        {"maxItem": "2", "marker": "m2"},
+    ]
     assert [(q.nickname, q.parent) for q in listing.quotas] == [
         ("a_p", ""), ("a1", "a_p"), ("b_p", ""), ("b1", "b_p")
     ]  # fmt: skip

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from exporter.config.credentials import parse_credentials
+from exporter.config.files import read_bounded_file
 from exporter.config.model import Config, MetricsSettings, PollSettings, Target
 from exporter.config.values import (
     ConfigError,
@@ -179,11 +180,12 @@ def parse_config(data: object, environ: Mapping[str, str] | None = None) -> Conf
 
 
 def read_yaml(path: str | Path, flag: str) -> object:
-    """The parsed YAML document in ``path``; any unreadable file is a ``ConfigError``."""
+    """The parsed YAML document in ``path``; any unreadable file is a ``ConfigError``.
+
+    Only a regular file of at most 1 MiB is read (see ``files``): a FIFO never blocks it.
+    """
     try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except OSError as error:
-        raise ConfigError(flag, "a readable file", str(path)) from error
+        text = read_bounded_file(path, flag).decode("utf-8")
     except UnicodeDecodeError as error:
         raise ConfigError(
             str(path), f"UTF-8 text (byte {error.start} is not)", show_value=False

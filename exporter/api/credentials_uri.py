@@ -1,0 +1,108 @@
+"""The ``credentials_uri`` source: one GET of a local credentials service, bounded in time and size.
+
+The package's own ``URLCredentialsProvider`` reads the whole answer into memory whatever its
+size, waits as long as bytes keep trickling in, and quotes the answer (and the URI, token and
+all) in its errors. This one asks the same service the same way
+(``{"Code": "Success", "AccessKeyId", "AccessKeySecret", "SecurityToken", "Expiration"}``) but
+reads at most ``MAX_ANSWER_BYTES`` within ``ANSWER_LIMIT_SECONDS``, and its errors say what
+was wrong without a byte of the answer or of the URI past its host.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import time
+
+import httpx
+from alibabacloud_credentials.provider.refreshable import Credentials as PackageCredentials
+from alibabacloud_credentials_api import ICredentialsProvider
+
+# A credentials answer is a few hundred bytes; a JWT-sized token still fits many times over.
+MAX_ANSWER_BYTES = 64 * 1024
+# The whole exchange, connecting included (the package's read timeout, as a total).
+ANSWER_LIMIT_SECONDS = 10.0
+EXPIRATION_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+FIELDS = ("AccessKeyId", "AccessKeySecret", "SecurityToken", "Expiration")
+
+
+class UriAnswerError(Exception):
+    """The service's answer is not a credential; ``str()`` never quotes it."""
+
+
+def read_answer(response: httpx.Response, deadline: float) -> bytes:
+    """The answer's bytes, or UriAnswerError past ``MAX_ANSWER_BYTES`` or ``deadline``."""
+    if response.headers.get("content-encoding", "identity").strip().lower() != "identity":
+        raise UriAnswerError("the credentials URI answered with a Content-Encoding (not asked)")
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_raw(8192):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise UriAnswerError(
+                f"the credentials URI's answer is larger than {MAX_ANSWER_BYTES // 1024} KiB"
+            )
+        if time.monotonic() > deadline:
+            raise UriAnswerError(f"no whole answer within {ANSWER_LIMIT_SECONDS:g}s")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def credential_from(status: int, body: bytes) -> PackageCredentials:
+    """The credential in a 200 answer; UriAnswerError, body withheld, for anything else."""
+    if status != 200:
+        raise UriAnswerError(f"the credentials URI answered HTTP {status} (body withheld)")
+    try:
+        answer = json.loads(body)
+    except (ValueError, RecursionError):
+        answer = None
+    if not isinstance(answer, dict) or answer.get("Code") != "Success":
+        raise UriAnswerError("the credentials URI's answer is not a Code: Success object")
+    if not all(isinstance(answer.get(name), str) for name in FIELDS):
+        raise UriAnswerError(f"the credentials URI's answer lacks one of {', '.join(FIELDS)}")
+    try:
+        expiration = calendar.timegm(time.strptime(answer["Expiration"], EXPIRATION_FORMAT))
+    except ValueError:
+        raise UriAnswerError(
+            "the credentials URI's Expiration is not like 2006-01-02T15:04:05Z"
+        ) from None
+    return PackageCredentials(
+        access_key_id=answer["AccessKeyId"],
+        access_key_secret=answer["AccessKeySecret"],
+        security_token=answer["SecurityToken"],
+        expiration=expiration,
+        provider_name="credentials_uri",
+    )
+
+
+class BoundedUriProvider(ICredentialsProvider):
+    """Asks ``uri`` for a credential each time; blocking, run on a fetch thread."""
+
+    def __init__(self, uri: str) -> None:
+        self._uri = uri
+
+    def get_credentials(self) -> PackageCredentials:
+        deadline = time.monotonic() + ANSWER_LIMIT_SECONDS
+        try:
+            with (
+                httpx.Client(
+                    timeout=httpx.Timeout(ANSWER_LIMIT_SECONDS),
+                    trust_env=False,
+                    follow_redirects=False,
+                    headers={"Accept-Encoding": "identity"},
+                ) as client,
+                client.stream("GET", self._uri) as response,
+            ):
+                body = read_answer(response, deadline)
+        except httpx.HTTPError as error:
+            # httpx's texts name the URL whole: only its kind is kept.
+            raise UriAnswerError(
+                f"the credentials URI could not be read ({type(error).__name__})"
+            ) from None
+        return credential_from(response.status_code, body)
+
+    async def get_credentials_async(self) -> PackageCredentials:
+        raise NotImplementedError("run get_credentials on a fetch thread")
+
+    def get_provider_name(self) -> str:
+        return "credentials_uri"

@@ -16,6 +16,9 @@ from exporter.api.errors import ApiError
 
 # What the client advertises in Accept-Encoding, and all it will inflate.
 ACCEPTED_ENCODINGS = "gzip, deflate"
+# Inflated this much at a time: zlib builds its output of blocks joined at the end (twice the
+# size at the peak), so small steps keep the peak near the bytes kept.
+INFLATE_STEP = 256 * 1024
 _WINDOW_BITS = {
     "gzip": 16 + zlib.MAX_WBITS,
     "x-gzip": 16 + zlib.MAX_WBITS,
@@ -53,7 +56,8 @@ async def read_bounded(
     """The body of ``raw`` (bytes as sent) undone from ``coding``, or ApiError past ``limit``.
 
     The cap counts decoded bytes and is enforced before they are allocated: zlib is asked for
-    at most what is left of it (plus one byte, to tell "exactly full" from "over").
+    at most what is left of it (plus one byte, to tell "exactly full" from "over"), a step at
+    a time.
     """
     inflater = zlib.decompressobj(_WINDOW_BITS[coding]) if coding else None
     chunks: list[bytes] = []
@@ -70,7 +74,7 @@ async def read_bounded(
         pending = chunk
         while pending:
             try:
-                out = inflater.decompress(pending, limit - size + 1)
+                out = inflater.decompress(pending, min(limit - size + 1, INFLATE_STEP))
             except zlib.error as error:
                 raise ApiError(
                     "invalid_response",

@@ -36,7 +36,7 @@ def read_answer(response: httpx.Response, deadline: float) -> bytes:
         raise UriAnswerError("the credentials URI answered with a Content-Encoding (not asked)")
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_raw(8192):
+    for chunk in response.iter_raw():  # as they arrive (a chunk_size would wait to fill)
         size += len(chunk)
         if size > MAX_ANSWER_BYTES:
             raise UriAnswerError(

@@ -16,6 +16,7 @@ import yaml
 from exporter.config.credentials import parse_credentials
 from exporter.config.files import read_bounded_file
 from exporter.config.model import Config, MetricsSettings, PollSettings, Target
+from exporter.config.uris import masked_uri
 from exporter.config.values import (
     ConfigError,
     bounded_int,
@@ -34,11 +35,13 @@ REGION = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 def endpoint_for(key: str, value: object, region: str) -> str:
     if value is None:
         return f"https://maxcompute.{region}.aliyuncs.com"
+    expected = "a URL like https://maxcompute.cn-hangzhou.aliyuncs.com"
     if not isinstance(value, str):
-        raise ConfigError(key, "a URL like https://maxcompute.cn-hangzhou.aliyuncs.com", value)
+        raise ConfigError(key, expected, value)
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
-        raise ConfigError(key, "a URL like https://maxcompute.cn-hangzhou.aliyuncs.com", value)
+        # Shown as where it points: its userinfo, path or query may hold a secret.
+        raise ConfigError(key, expected, masked_uri(value))
     return value.rstrip("/")
 
 

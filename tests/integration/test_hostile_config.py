@@ -84,6 +84,22 @@ def test_check_config_masks_every_part_of_a_uri_past_its_host(tmp_path: Path) ->
     assert "    uri: http://<secret>@127.0.0.1:8/<secret>?<secret>\n" in result.stdout
 
 
+def test_a_refused_endpoint_is_shown_masked() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            {
+                "targets": [
+                    {"region": "cn-hangzhou", "endpoint": "https://u:PW@h/p?AccessKeySecret=SECRET"}
+                ]
+            },
+            environ=ENV,
+        )
+    assert str(caught.value) == (
+        "targets[0].endpoint: expected a URL like https://maxcompute.cn-hangzhou.aliyuncs.com, "
+        "got 'https://<secret>@h/<secret>?<secret>'"
+    )
+
+
 def test_masked_uris_keep_only_scheme_host_and_port() -> None:
     assert masked_uri("https://sts.aliyuncs.com") == "https://sts.aliyuncs.com"
     assert masked_uri("https://sts.aliyuncs.com/") == "https://sts.aliyuncs.com"

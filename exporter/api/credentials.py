@@ -31,7 +31,7 @@ from alibabacloud_credentials.provider import (
 from alibabacloud_credentials_api import ICredentials, ICredentialsProvider
 
 from exporter.api.credential_errors import safe_message
-from exporter.api.credentials_uri import BoundedUriProvider
+from exporter.api.credentials_uri import BoundedUriProvider, with_bounded_uri
 from exporter.api.fetch_threads import FETCH_THREADS, FetchLimitError
 from exporter.config import Credentials
 from exporter.config.credentials import CredentialSpec
@@ -165,7 +165,7 @@ def build_provider(spec: CredentialSpec) -> ICredentialsProvider:
         return CLIProfileCredentialsProvider(profile_name=get("name"), profile_file=get("file"))
     if spec.type != "default":
         raise ValueError(f"unknown credential source type {spec.type}")
-    return DefaultCredentialsProvider()
+    return with_bounded_uri(DefaultCredentialsProvider())
 
 
 class StaticCredentials:

@@ -15,6 +15,7 @@ import json
 import time
 
 import httpx
+from alibabacloud_credentials.provider import URLCredentialsProvider
 from alibabacloud_credentials.provider.refreshable import Credentials as PackageCredentials
 from alibabacloud_credentials_api import ICredentialsProvider
 
@@ -23,6 +24,11 @@ MAX_ANSWER_BYTES = 64 * 1024
 # The whole exchange, connecting included (the package's read timeout, as a total).
 ANSWER_LIMIT_SECONDS = 10.0
 EXPIRATION_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# As the package's URI source: an answer is reused until this long before it expires.
+CACHED_UNTIL_BEFORE_EXPIRY = 15 * 60
+# The default chain's list of sources (a private attribute: the package offers no other way to
+# put a bounded URI source in its place).
+_CHAIN_SOURCES = "_DefaultCredentialsProvider__providers_chain"
 FIELDS = ("AccessKeyId", "AccessKeySecret", "SecurityToken", "Expiration")
 
 
@@ -80,8 +86,21 @@ class BoundedUriProvider(ICredentialsProvider):
 
     def __init__(self, uri: str) -> None:
         self._uri = uri
+        self._last: PackageCredentials | None = None
 
     def get_credentials(self) -> PackageCredentials:
+        """The last answer until 15 minutes before it expires (as the package), then a new one.
+
+        The default chain asks its chosen source twice when it settles (once through the chain,
+        once for the expiry): this keeps that to one request.
+        """
+        last = self._last
+        if last is not None and time.time() < last.get_expiration() - CACHED_UNTIL_BEFORE_EXPIRY:
+            return last
+        self._last = self._ask()
+        return self._last
+
+    def _ask(self) -> PackageCredentials:
         deadline = time.monotonic() + ANSWER_LIMIT_SECONDS
         try:
             with (
@@ -106,3 +125,15 @@ class BoundedUriProvider(ICredentialsProvider):
 
     def get_provider_name(self) -> str:
         return "credentials_uri"
+
+
+def with_bounded_uri(chain: ICredentialsProvider) -> ICredentialsProvider:
+    """The default chain with its URI source (``ALIBABA_CLOUD_CREDENTIALS_URI``) bounded too."""
+    sources = getattr(chain, _CHAIN_SOURCES, None)
+    if isinstance(sources, list):
+        bounded = [
+            BoundedUriProvider(src._uri) if isinstance(src, URLCredentialsProvider) else src
+            for src in sources
+        ]
+        sources[:] = bounded
+    return chain

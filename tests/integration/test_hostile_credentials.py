@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alibabacloud_credentials.utils import auth_util
 
 from exporter.api import credentials_uri
 from exporter.api.credentials import CredentialsError, RenewingCredentials, build_provider
@@ -98,6 +99,29 @@ def test_a_200_mib_answer_is_refused_at_64_kib(uri: HostileApi) -> None:
     assert error == (
         "no credentials from credentials_uri: the credentials URI's answer is larger than 64 KiB"
     )
+    assert peak < 4 * MIB, f"peak {peak / MIB:.1f} MiB"
+
+
+def test_the_default_chains_uri_source_is_bounded_too(
+    uri: HostileApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    block = bytes(MIB)
+    uri.answer = lambda q: iter([HEAD % (200 * MIB), *([block] * 200)])
+    # The package reads ALIBABA_CLOUD_CREDENTIALS_URI once, when it is imported.
+    monkeypatch.setattr(auth_util, "environment_credentials_uri", f"{uri.url}/creds")
+    for name in ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ROLE_ARN", "ALIBABA_CLOUD_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "true")
+    monkeypatch.setenv("ALIBABA_CLOUD_CREDENTIALS_FILE", "/nonexistent")
+    spec = CredentialSpec()
+    chain = RenewingCredentials(lambda: build_provider(spec), spec.description, min_validity=1.0)
+    tracemalloc.start()
+    try:
+        error = asyncio.run(failure_of(chain))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "BoundedUriProvider: the credentials URI's answer is larger than 64 KiB" in error
     assert peak < 4 * MIB, f"peak {peak / MIB:.1f} MiB"
 
 

@@ -185,7 +185,7 @@ def parse_config(data: object, environ: Mapping[str, str] | None = None) -> Conf
 def read_yaml(path: str | Path, flag: str) -> object:
     """The parsed YAML document in ``path``; any unreadable file is a ``ConfigError``.
 
-    Only a regular file of at most 1 MiB is read (see ``files``): a FIFO never blocks it.
+    Only a regular file of at most 256 KiB is read (see ``files``): a FIFO never blocks it.
     """
     try:
         text = read_bounded_file(path, flag).decode("utf-8")

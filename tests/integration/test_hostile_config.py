@@ -134,7 +134,7 @@ def test_a_fifo_a_directory_and_a_huge_file_are_refused_without_waiting(tmp_path
     assert read_in_thread(tmp_path).startswith("--config: expected a regular file")
     huge = tmp_path / "huge.yaml"
     huge.write_text("# padding\n" * 200_000)  # 2 MB of comments: valid YAML, too big
-    assert read_in_thread(huge).startswith("--config: expected a file of at most 1024 KiB")
+    assert read_in_thread(huge).startswith("--config: expected a file of at most 256 KiB")
 
 
 def test_a_reload_that_cannot_finish_in_time_fails_and_says_so(

@@ -13,11 +13,14 @@ from __future__ import annotations
 import calendar
 import json
 import time
+from urllib.parse import urlsplit
 
 import httpx
 from alibabacloud_credentials.provider import URLCredentialsProvider
 from alibabacloud_credentials.provider.refreshable import Credentials as PackageCredentials
 from alibabacloud_credentials_api import ICredentialsProvider
+
+from exporter.api.connect_errors import describe_transport_error
 
 # A credentials answer is a few hundred bytes; a JWT-sized token still fits many times over.
 MAX_ANSWER_BYTES = 64 * 1024
@@ -113,8 +116,11 @@ class BoundedUriProvider(ICredentialsProvider):
                 client.stream("GET", self._uri) as response,
             ):
                 body = read_answer(response, deadline)
+        except httpx.TransportError as error:
+            # Said in our words, of its host and port: httpx's own texts name the URL whole.
+            where = describe_transport_error(error, urlsplit(self._uri).netloc.rpartition("@")[2])
+            raise UriAnswerError(f"the credentials URI could not be read: {where}") from None
         except httpx.HTTPError as error:
-            # httpx's texts name the URL whole: only its kind is kept.
             raise UriAnswerError(
                 f"the credentials URI could not be read ({type(error).__name__})"
             ) from None

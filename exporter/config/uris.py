@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 
 # Prometheus shows its own secrets as "<secret>" in /api/v1/status/config; so do we.
 MASK = "<secret>"
-# A URI inside free text (an error message): up to the first blank or quote.
-URI_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*")
+# A URI inside free text (an error message): up to the first blank or quote (any other
+# character may be part of a password), less the punctuation that ends a clause.
+URI_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]*?(?=[,;.)\]]*(?:[\s'\"]|$))")
 
 
 def masked_uri(uri: str) -> str:

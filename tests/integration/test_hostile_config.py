@@ -16,7 +16,7 @@ import pytest
 
 from exporter import reload as reload_module
 from exporter.config import ConfigError, parse_config, read_yaml
-from exporter.config.uris import masked_uri
+from exporter.config.uris import mask_uris_in, masked_uri
 from exporter.metrics.reload_status import ReloadStatus
 from exporter.reload import ConfigReloader
 from tests.support.exporter_process import ExporterProcess, run_exporter
@@ -106,6 +106,14 @@ def test_masked_uris_keep_only_scheme_host_and_port() -> None:
     assert masked_uri("http://[::1]:80/a#frag") == "http://[::1]:80/<secret>#<secret>"
     assert masked_uri("http://h:99999/") == "<secret>"  # a port that does not parse
     assert masked_uri("not a uri") == "<secret>"
+
+
+def test_uris_in_free_text_are_masked_whatever_their_password_holds() -> None:
+    text = "from http://u:pa<ss@h:80/x?t=1,  http_code=500; at http://h:80, then 'http://h/t'"
+    assert mask_uris_in(text) == (
+        "from http://<secret>@h:80/<secret>?<secret>,  http_code=500; at http://h:80, then "
+        "'http://h/<secret>'"
+    )
 
 
 def read_in_thread(path: Path) -> str:

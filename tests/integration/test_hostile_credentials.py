@@ -20,6 +20,7 @@ from exporter.api.fetch_threads import FetchThreads
 from exporter.config.credentials import CredentialSpec
 from tests.support.exporter_process import ExporterProcess, run_exporter
 from tests.support.hostile_api import HostileApi
+from tests.support.tools import free_port
 
 MIB = 1024 * 1024
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
@@ -133,6 +134,18 @@ def test_an_error_body_is_withheld_whole(uri: HostileApi) -> None:
     error = asyncio.run(failure_of(source(uri)))
     assert error == (
         "no credentials from credentials_uri: the credentials URI answered HTTP 500 (body withheld)"
+    )
+
+
+def test_an_unreachable_uri_is_named_by_its_host_and_the_cause() -> None:
+    address = f"127.0.0.1:{free_port()}"
+    spec = CredentialSpec("credentials_uri", (("uri", f"http://u:PW@{address}/TOKEN?q=S"),))
+    credentials = RenewingCredentials(
+        lambda: build_provider(spec), spec.description, min_validity=1.0
+    )
+    assert asyncio.run(failure_of(credentials)) == (
+        "no credentials from credentials_uri: the credentials URI could not be read: "
+        f"{address}: connection refused: nothing listens on that port"
     )
 
 

@@ -24,6 +24,9 @@ from exporter.web.webconfig import WebConfig
 # The logger's name is part of every log line (logger=...): it stays as it was published.
 log = logging.getLogger("exporter.reload")
 
+# Reading and checking the files may take this long; past it the reload fails.
+LOAD_LIMIT_SECONDS = 20.0
+
 
 class RunningExporter(Protocol):
     """What a reload swaps (``wiring.Exporter``)."""
@@ -83,12 +86,28 @@ class ConfigReloader:
         if self.current is not None:
             await self.current.aclose()
 
+    async def _load_off_loop(self) -> tuple[Config, WebConfig | None]:
+        """Both files read and parsed on a worker thread, within ``LOAD_LIMIT_SECONDS``.
+
+        Polls, scrapes and signals go on meanwhile; the files' size cap bounds the thread's
+        work, so one given up on ends soon after.
+        """
+
+        def load_both() -> tuple[Config, WebConfig | None]:
+            return self._load(), self._load_web() if self._load_web is not None else None
+
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(load_both), LOAD_LIMIT_SECONDS)
+        except TimeoutError:
+            raise ConfigError(
+                "config", f"a configuration read and checked within {LOAD_LIMIT_SECONDS:g}s"
+            ) from None
+
     async def reload(self) -> str | None:
         """Load the configuration again; None on success, else the one-line error."""
         async with self._lock:
             try:
-                config = self._load()
-                web = self._load_web() if self._load_web is not None else None
+                config, web = await self._load_off_loop()
             except ConfigError as error:
                 self.status.failed()
                 log.error(

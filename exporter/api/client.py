@@ -6,6 +6,7 @@ outcome to a callback and raises ``ApiError`` (with a fixed ``reason``) when a p
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -15,9 +16,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from exporter.api.bodies import ACCEPTED_ENCODINGS, content_coding, read_bounded
 from exporter.api.connect_errors import describe_transport_error
 from exporter.api.credentials import CredentialsError, credential_provider
 from exporter.api.errors import ApiError
+from exporter.api.outcomes import CONNECTION_ERROR, TIMEOUT, status_label
 from exporter.api.pages import Page, TimeSlice, parse_page
 from exporter.api.ratelimit import AdaptiveRate
 from exporter.api.retries import PacedRetries
@@ -90,6 +93,8 @@ class RunningJobsClient:
             transport=transport,
             follow_redirects=False,
             trust_env=False,
+            # Only what ``read_bounded`` inflates within its cap (httpx would offer br, zstd).
+            headers={"Accept-Encoding": ACCEPTED_ENCODINGS},
         )
 
     @property
@@ -148,45 +153,49 @@ class RunningJobsClient:
         )
         headers = sign_request(credentials, request)
         url = f"{self._endpoint}{path}?{canonical_query(query)}"
+        status, body, retry_after = await self._send(url, headers, action, on_request)
+        return RawAnswer(status, body, retry_after)
+
+    async def _send(
+        self, url: str, headers: dict[str, str], action: str, on_request: Callable[[str], None]
+    ) -> tuple[int, bytes, str | None]:
+        """One request's status, body and Retry-After; each attempt counted once, by outcome.
+
+        ``poll.timeout`` bounds the whole request, the body's last byte included: httpx's own
+        timeouts are per read, which a server trickling a byte at a time never trips.
+        """
+        status: int | None = None
         try:
-            async with self._http.stream("GET", url, headers=headers) as response:
-                body = await self._read_capped(response)
+            async with asyncio.timeout(self._settings.timeout):
+                async with self._http.stream("GET", url, headers=headers) as response:
+                    status = response.status_code
+                    coding = content_coding(response.headers.get("content-encoding"), status)
+                    raw = response.aiter_raw()
+                    body = await read_bounded(raw, coding, MAX_BODY_BYTES, status)
+        except TimeoutError as error:
+            on_request(TIMEOUT)
+            raise ApiError(
+                "timeout",
+                f"{action} timed out: {self._host}: no whole response within "
+                f"poll.timeout ({self._settings.timeout:g}s)",
+                retryable=True,
+            ) from error
         except httpx.TimeoutException as error:
-            on_request("timeout")
+            on_request(TIMEOUT)
             raise ApiError(
                 "timeout",
                 f"{action} timed out: {describe_transport_error(error, self._host)}",
                 retryable=True,
             ) from error
         except httpx.TransportError as error:
-            on_request("connection_error")
+            on_request(CONNECTION_ERROR)
             raise ApiError(
                 "connection",
                 f"{action} connection failed: {describe_transport_error(error, self._host)}",
                 retryable=True,
             ) from error
-        except httpx.DecodingError as error:
-            # A Content-Encoding the body does not honour: the bytes are not the answer.
-            on_request(str(response.status_code))
-            raise ApiError(
-                "invalid_response",
-                f"response body does not decode as its Content-Encoding says: {error}",
-                status=response.status_code,
-            ) from error
-        on_request(str(response.status_code))
-        return RawAnswer(response.status_code, body, response.headers.get("retry-after"))
-
-    @staticmethod
-    async def _read_capped(response: httpx.Response) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise ApiError(
-                    "invalid_response",
-                    f"response body larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB",
-                    status=response.status_code,
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
+        except ApiError:
+            on_request(status_label(status or 0))
+            raise
+        on_request(status_label(status))
+        return status, body, response.headers.get("retry-after")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,10 +27,12 @@ from alibabacloud_credentials.provider import (
     RamRoleArnCredentialsProvider,
     StaticAKCredentialsProvider,
     StaticSTSCredentialsProvider,
-    URLCredentialsProvider,
 )
 from alibabacloud_credentials_api import ICredentials, ICredentialsProvider
 
+from exporter.api.credential_errors import safe_message
+from exporter.api.credentials_uri import BoundedUriProvider, with_bounded_uri
+from exporter.api.fetch_threads import FETCH_THREADS, FetchLimitError
 from exporter.config import Credentials
 from exporter.config.credentials import CredentialSpec
 
@@ -53,12 +54,12 @@ REFRESH_AHEAD_MAX_SECONDS = 15 * 60
 # A source that does not say when its credential expires is asked again this often.
 UNKNOWN_EXPIRY_REFRESH_SECONDS = 60.0
 RETRY_MAX_SECONDS = 30.0
+# The longest one ask of a source may take, whatever its own timeouts (which are per read).
+FETCH_LIMIT_SECONDS = 20.0
 DEFAULT_ROLE_SESSION_NAME = "maxcompute-exporter"
 # The name of the provider that the package's default chain settled on (a private attribute:
 # the chain returns credentials without their expiry, its providers return them with it).
 _CHAIN_LAST_PROVIDER = "_DefaultCredentialsProvider__last_used_provider"
-_RESPONSE_BODY = re.compile(r"result: .*?(?=', '|'\]|$)", re.DOTALL)
-_URL_QUERY = re.compile(r"\?[^\s'\"]*")
 
 
 class CredentialsError(Exception):
@@ -108,13 +109,6 @@ def retry_delay(failures: int) -> float:
     return min(RETRY_MAX_SECONDS, 0.5 * 2 ** max(0, failures - 1))
 
 
-def safe_message(error: BaseException) -> str:
-    """The package's error text without response bodies or URL queries (they hold secrets)."""
-    text = _RESPONSE_BODY.sub("result: (withheld)", str(error) or type(error).__name__)
-    text = " ".join(_URL_QUERY.sub("?(withheld)", text).split())
-    return text if len(text) <= 1000 else text[:997] + "..."
-
-
 def lease_from(credential: ICredentials, fetched_at: float) -> Lease:
     """Our ``Lease`` for a credential of the package; CredentialsError if it is unusable."""
     key_id = credential.get_access_key_id()
@@ -139,7 +133,7 @@ def build_provider(spec: CredentialSpec) -> ICredentialsProvider:
     session.update(duration_seconds=get("duration") or 3600, policy=get("policy"))
     session.update(sts_endpoint=get("sts_endpoint"))
     if spec.type == "credentials_uri":
-        return URLCredentialsProvider(uri=get("uri"))
+        return BoundedUriProvider(str(get("uri")))
     if spec.type == "ecs_ram_role":
         # Renewed by RenewingCredentials: no background thread of the package's own.
         return EcsRamRoleCredentialsProvider(
@@ -171,7 +165,7 @@ def build_provider(spec: CredentialSpec) -> ICredentialsProvider:
         return CLIProfileCredentialsProvider(profile_name=get("name"), profile_file=get("file"))
     if spec.type != "default":
         raise ValueError(f"unknown credential source type {spec.type}")
-    return DefaultCredentialsProvider()
+    return with_bounded_uri(DefaultCredentialsProvider())
 
 
 class StaticCredentials:
@@ -197,8 +191,10 @@ class RenewingCredentials:
         *,
         min_validity: float,
         clock: Callable[[], float] = time.time,
+        fetch_limit: float = FETCH_LIMIT_SECONDS,
     ) -> None:
         self.description = description
+        self._fetch_limit = fetch_limit
         self._factory = provider_factory
         self._provider: ICredentialsProvider | None = None
         self._min_validity = min_validity
@@ -238,7 +234,9 @@ class RenewingCredentials:
 
     async def _renew(self) -> Lease:
         try:
-            lease = await asyncio.to_thread(self._fetch)
+            lease = await FETCH_THREADS.run(self._fetch, self._fetch_limit)
+        except FetchLimitError as error:
+            raise CredentialsError(f"no credentials from {self.description}: {error}") from None
         except CredentialsError as error:
             raise CredentialsError(f"no credentials from {self.description}: {error}") from None
         except Exception as error:  # the package raises many types, ValueError included

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
+from exporter.config.files import read_bounded_file
 from exporter.config.model import Credentials
 from exporter.config.values import ConfigError, non_empty_string, parse_duration
 
@@ -93,8 +93,9 @@ def _read_secret_file(key: str, value: object) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(key, "a file path", show_value=False)
     try:
-        text = Path(value).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        text = read_bounded_file(value, key).decode("utf-8")
+    except (ConfigError, UnicodeDecodeError) as error:
+        # The path itself is not shown either: it may say whose secret it is.
         raise ConfigError(key, "a readable UTF-8 file", show_value=False) from error
     return _ascii_text(key, text)
 

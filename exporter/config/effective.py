@@ -12,13 +12,14 @@ import yaml
 
 from exporter.config.credentials import CredentialSpec
 from exporter.config.model import Config, Credentials, PollSettings, Target
+from exporter.config.uris import MASK, masked_uri
 from exporter.config.values import format_duration
 
-# Prometheus shows its own secrets as "<secret>" in /api/v1/status/config; so do we.
-MASK = "<secret>"
 KEY_ID_SHOWN = 4  # "LTAI": enough to tell an AccessKey from an STS key, not to use one
 
 
+# Settings that are URIs: shown as where they point, their userinfo, path and query masked.
+URI_SETTINGS = frozenset({"uri", "sts_endpoint"})
 # Settings of a credential source that are shown as they are; every other one is masked.
 PLAIN_SETTINGS = frozenset(
     {
@@ -30,7 +31,6 @@ PLAIN_SETTINGS = frozenset(
         "oidc_token_file",
         "role_name",
         "disable_imds_v1",
-        "uri",
         "name",
         "file",
     }
@@ -46,6 +46,8 @@ def masked_credentials(credentials: Credentials | CredentialSpec) -> dict[str, A
         for name, value in credentials.settings:
             if name == "access_key_id":
                 shown[name] = str(value)[:KEY_ID_SHOWN] + "****"
+            elif name in URI_SETTINGS and "://" in str(value):
+                shown[name] = masked_uri(str(value))
             else:
                 shown[name] = value if name in PLAIN_SETTINGS else MASK
         return shown
@@ -62,7 +64,7 @@ def target_settings(target: Target) -> dict[str, Any]:
     """One target as the configuration would spell it; empty lists mean all."""
     settings = {
         "region": target.region,
-        "endpoint": target.endpoint,
+        "endpoint": masked_uri(target.endpoint),
         "quotas": list(target.quotas),
         "owners": list(target.owners),
         "labels": dict(target.labels),

@@ -14,7 +14,9 @@ from urllib.parse import urlsplit
 import yaml
 
 from exporter.config.credentials import parse_credentials
+from exporter.config.files import read_bounded_file
 from exporter.config.model import Config, MetricsSettings, PollSettings, QuotaPollSettings, Target
+from exporter.config.uris import masked_uri
 from exporter.config.values import (
     ConfigError,
     boolean,
@@ -35,11 +37,13 @@ REGION = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 def endpoint_for(key: str, value: object, region: str) -> str:
     if value is None:
         return f"https://maxcompute.{region}.aliyuncs.com"
+    expected = "a URL like https://maxcompute.cn-hangzhou.aliyuncs.com"
     if not isinstance(value, str):
-        raise ConfigError(key, "a URL like https://maxcompute.cn-hangzhou.aliyuncs.com", value)
+        raise ConfigError(key, expected, value)
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
-        raise ConfigError(key, "a URL like https://maxcompute.cn-hangzhou.aliyuncs.com", value)
+        # Shown as where it points: its userinfo, path or query may hold a secret.
+        raise ConfigError(key, expected, masked_uri(value))
     return value.rstrip("/")
 
 
@@ -241,11 +245,12 @@ def parse_config(data: object, environ: Mapping[str, str] | None = None) -> Conf
 
 
 def read_yaml(path: str | Path, flag: str) -> object:
-    """The parsed YAML document in ``path``; any unreadable file is a ``ConfigError``."""
+    """The parsed YAML document in ``path``; any unreadable file is a ``ConfigError``.
+
+    Only a regular file of at most 256 KiB is read (see ``files``): a FIFO never blocks it.
+    """
     try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except OSError as error:
-        raise ConfigError(flag, "a readable file", str(path)) from error
+        text = read_bounded_file(path, flag).decode("utf-8")
     except UnicodeDecodeError as error:
         raise ConfigError(
             str(path), f"UTF-8 text (byte {error.start} is not)", show_value=False

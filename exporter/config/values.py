@@ -30,6 +30,8 @@ LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 DURATION_EXPECTED = "a duration like 30s, 5m, 1h or 2d"
+# The longest duration any key takes: past it, timers and clocks overflow (or mean nothing).
+MAX_DURATION_SECONDS = 365 * 86400.0
 
 
 class ConfigError(ValueError):
@@ -73,6 +75,8 @@ def parse_duration(key: str, value: object) -> float:
         position = match.end()
     if position != len(value):
         raise ConfigError(key, DURATION_EXPECTED, value)
+    if not total <= MAX_DURATION_SECONDS:  # also refuses inf, from a 400-digit number
+        raise ConfigError(key, "a duration of at most 365d", value)
     return total
 
 

@@ -34,7 +34,8 @@ class PollMetrics:
         target_labels = ["region", *label_names]
         self.api_requests = Counter(
             "maxcompute_exporter_api_requests",
-            "GetRunningJobs API calls by outcome: HTTP status, or timeout / connection_error.",
+            "GetRunningJobs API calls by outcome: HTTP status (a rare one as 4xx, 5xx or other), "
+            "or timeout / connection_error.",
             [*target_labels, "code"],
             registry=registry,
         )

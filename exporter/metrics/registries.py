@@ -104,19 +104,26 @@ class ExporterMetrics:
         self.polls = PollReports(
             PollMetrics(self.self_registry, targets, label_names), self.job_changes
         )
-        # The quota series are few (tens of quotas) and their age moves with the clock: they
-        # are rendered per scrape with the exporter's own.
-        operations = [
-            op
-            for op, on in (
-                (LIST_QUOTAS_ACTION, quota_poll.quotas),
-                (USAGE_ACTION, quota_poll.usage),
-            )
-            if on
-        ]
-        self.quota_polls = QuotaPollMetrics(self.self_registry, targets, label_names, operations)
-        if quota_store is not None and quota_poll.enabled:
-            self.self_registry.register(QuotaCollector(quota_store, label_names, quota_poll, clock))
+        self.quota_polls = self._quota_metrics(targets, label_names, quota_store, quota_poll, clock)
         if process_metrics:
             for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
                 self.self_registry.register(collector)
+
+    def _quota_metrics(
+        self,
+        targets: tuple[Target, ...],
+        label_names: tuple[str, ...],
+        quota_store: QuotaStore | None,
+        quota_poll: QuotaPollSettings,
+        clock: Callable[[], float],
+    ) -> QuotaPollMetrics:
+        """The quota poll's health per part that is on, and its series if a store is given.
+
+        The quota series are few (tens of quotas) and their age moves with the clock: they are
+        rendered per scrape with the exporter's own.
+        """
+        parts = ((LIST_QUOTAS_ACTION, quota_poll.quotas), (USAGE_ACTION, quota_poll.usage))
+        operations = [operation for operation, on in parts if on]
+        if quota_store is not None and quota_poll.enabled:
+            self.self_registry.register(QuotaCollector(quota_store, label_names, quota_poll, clock))
+        return QuotaPollMetrics(self.self_registry, targets, label_names, operations)

@@ -148,7 +148,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
 
         def alive() -> None:
             if exporter.process.poll() is not None:
-                pytest.fail(f"exporter exited: {exporter.process.stderr.read()}")
+                pytest.fail(f"exporter exited: {exporter.log()}")
             server.check_running()
 
         def diagnostics() -> str:

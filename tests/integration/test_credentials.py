@@ -69,18 +69,18 @@ def test_retries_back_off_to_30_seconds() -> None:
     assert [retry_delay(n) for n in (1, 2, 3, 6, 7, 20)] == [0.5, 1, 2, 16, 30, 30]
 
 
-def test_error_texts_lose_response_bodies_and_url_queries() -> None:
+def test_error_texts_lose_response_bodies_whole_and_every_uri_part_past_the_host() -> None:
     error = Exception(
         "unable to load credentials from any of the providers in the chain: ["
         "'URLCredentialsProvider: error retrieving credentials from"
-        ' http://127.0.0.1:80/creds?token=LTAIhush result: {"AccessKeySecret": "hush"}\', '
+        " http://user:pw@127.0.0.1:80/creds/PATHTOKEN?token=LTAIhush result:"
+        ' {"AccessKeySecret": "hush"}\', \'SECRET-AFTER-QUOTE\', '
         "'EcsRamRoleCredentialsProvider: IMDS credentials is disabled']"
     )
     assert safe_message(error) == (
         "unable to load credentials from any of the providers in the chain: ["
         "'URLCredentialsProvider: error retrieving credentials from"
-        " http://127.0.0.1:80/creds?(withheld) result: (withheld)', "
-        "'EcsRamRoleCredentialsProvider: IMDS credentials is disabled']"
+        " http://<secret>@127.0.0.1:80/<secret>?<secret> result: (withheld)"
     )
 
 

@@ -163,7 +163,9 @@ def test_no_source_fails_the_poll_with_reason_credentials(
     assert result.returncode == 1
     assert published(result) == {("maxcompute_exporter_poll_errors_total", "credentials"): 1}
     assert "no credentials from the default credential chain" in result.stderr
-    assert "URLCredentialsProvider: error refreshing credentials from" in result.stderr
+    assert (
+        "BoundedUriProvider: the credentials URI answered HTTP 500 (body withheld)" in result.stderr
+    )
     assert server.failure_marker not in result.stderr
     assert "LTAIhush" not in result.stderr
 

@@ -106,7 +106,7 @@ async def test_a_failed_renewal_is_retried_in_the_background_and_fails_no_poll(
     assert simulator.state.expired_token_requests == 0
     failed = [r for r in caplog.records if r.getMessage() == "credential renewal failed; retrying"]
     assert len(failed) == 1
-    assert failed[0].error.startswith(
-        "no credentials from credentials_uri: error refreshing credentials from"
+    assert failed[0].error == (
+        "no credentials from credentials_uri: the credentials URI answered HTTP 500 (body withheld)"
     )
     assert server.failure_marker not in caplog.text

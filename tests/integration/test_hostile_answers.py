@@ -5,12 +5,8 @@ escapes ``poll()`` or ``--once``."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
-import threading
-from collections.abc import Callable, Iterator
-from urllib.parse import parse_qsl, urlsplit
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -18,67 +14,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from exporter.config import Credentials, PollSettings, Target
-from exporter.metrics.registries import ExporterMetrics
-from exporter.polling.poller import TargetPoller
-from exporter.polling.snapshot import SnapshotStore
 from tests.support.exporter_process import run_exporter
-from tests.support.jobs import envelope, job_record
-
-KEY = Credentials("LTAIhostile", "hostile-secret")
-SETTINGS = PollSettings(interval=10.0, window=3600.0, timeout=2.0, retries=0, deadline=5.0)
-Answer = Callable[[dict[str, str]], bytes]
-
-
-def record(instance_id: str, submitted: int) -> dict:
-    return job_record(
-        instance_id, owner="o", project="p", quota="q", submitted=submitted, running=submitted
-    )
-
-
-def raw(body: bytes, status: str = "200 OK", headers: tuple[str, ...] = ()) -> bytes:
-    head = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", "Connection: close", *headers]
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
-
-
-def good(query: dict[str, str]) -> bytes:
-    """One job, submitted at the start of whatever slice is asked for."""
-    body = envelope([record("good-1", int(query["from"]))], 1)
-    return raw(json.dumps(body).encode())
-
-
-class HostileApi:
-    """A loopback server that answers every request with ``answer(query)``, bytes as they are."""
-
-    def __init__(self) -> None:
-        self.answer: Answer = good
-        self.requests = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self._listener.accept()
-            except OSError:
-                return
-            with connection:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    chunk = connection.recv(65536)
-                    if not chunk:
-                        break
-                    head += chunk
-                target = head.split(b" ", 2)[1].decode() if head.count(b" ") >= 2 else "/"
-                self.requests += 1
-                query = dict(parse_qsl(urlsplit(target).query))
-                with contextlib.suppress(OSError):  # the client may hang up first
-                    connection.sendall(self.answer(query))
-
-    def close(self) -> None:
-        self._listener.close()
+from tests.support.hostile_api import Answer, HostileApi, Poller, good, raw, record
+from tests.support.jobs import envelope
 
 
 @pytest.fixture
@@ -86,24 +24,6 @@ def api() -> Iterator[HostileApi]:
     server = HostileApi()
     yield server
     server.close()
-
-
-class Poller:
-    """One target's poller, store and metrics in process, against ``url``."""
-
-    def __init__(self, url: str) -> None:
-        self.target = Target(region="cn-hangzhou", endpoint=url, credentials=KEY)
-        self.store = SnapshotStore((self.target,))
-        self.metrics = ExporterMetrics(self.store, (self.target,), (), 10.0, process_metrics=False)
-        self.poller = TargetPoller(self.target, SETTINGS, self.store, self.metrics.polls)
-
-    def errors(self) -> dict[str, float]:
-        counts = {}
-        for family in self.metrics.self_registry.collect():
-            for sample in family.samples:
-                if sample.name == "maxcompute_exporter_poll_errors_total" and sample.value:
-                    counts[sample.labels["reason"]] = sample.value
-        return counts
 
 
 def poll_once(url: str, answer: Answer, api: HostileApi) -> tuple[bool, Poller]:

@@ -304,7 +304,7 @@ def test_sigterm_cancels_a_poll_in_flight_and_exits_0_promptly(tmp_path: Path) -
         started = time.monotonic()
         process.process.send_signal(signal.SIGTERM)
         code = process.process.wait(10)
-        stderr = process.process.stderr.read()
+        stderr = process.log()
     finally:
         slow.stop()
     assert code == 0

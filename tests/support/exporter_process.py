@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -43,6 +44,21 @@ class ExporterProcess:
             cwd=ROOT,
             env={**os.environ, **(env or {})},
         )
+        # Drained as it comes: a pipe nobody reads fills at 64 KiB of log lines (a debug level
+        # gets there in seconds) and then blocks the exporter mid-write, SIGTERM and all.
+        self._log: list[str] = []
+        self._drain = threading.Thread(target=self._read_log, daemon=True)
+        self._drain.start()
+
+    def _read_log(self) -> None:
+        for line in self.process.stderr:
+            self._log.append(line)
+
+    def log(self) -> str:
+        """Its stderr so far; all of it once the process has exited."""
+        if self.process.poll() is not None:
+            self._drain.join(5)
+        return "".join(self._log)
 
     def get(self, path: str, **kwargs) -> httpx.Response:
         return httpx.get(self.base + path, timeout=5, **kwargs)
@@ -51,7 +67,7 @@ class ExporterProcess:
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
-                raise AssertionError(f"exporter exited: {self.process.stderr.read()}")
+                raise AssertionError(f"exporter exited: {self.log()}")
             try:
                 response = self.get(path)
                 if response.status_code == status:
@@ -64,7 +80,7 @@ class ExporterProcess:
 
     def stop(self, timeout: float = 10) -> tuple[int, str]:
         stop_process(self.process, timeout)
-        return self.process.returncode, self.process.stderr.read()
+        return self.process.returncode, self.log()
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:

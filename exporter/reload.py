@@ -70,7 +70,10 @@ class ConfigReloader:
         self._registry_of(exporter).register(self.status)
         self.current = exporter
         self._on_swap(exporter)
-        self._scheduler = PollScheduler(exporter.pollers, exporter.config.poll.interval)
+        config = exporter.config
+        self._scheduler = PollScheduler(
+            exporter.pollers, config.poll.interval, lambda t: config.poll_for(t).interval
+        )
         self._scheduler.start()
 
     async def stop(self) -> None:

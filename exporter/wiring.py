@@ -42,15 +42,19 @@ class Exporter:
             config.poll.interval,
             max_staleness=config.poll.effective_max_staleness,
             top_jobs=config.metrics.top_jobs,
+            poll_for=config.poll_for,
         )
         self.renderer = MetricsRenderer(self.store, self.metrics)
+        # Each target its own poller: its own settings, HTTP client, learned rate and deadline.
         self.pollers = [
             TargetPoller(
                 target,
-                config.poll,
+                config.poll_for(target),
                 self.store,
                 self.metrics.polls,
                 top_jobs=config.metrics.top_jobs,
+                max_projects_per_quota=config.metrics.max_projects_per_quota,
+                max_quotas=config.metrics.max_quotas_per_target,
             )
             for target in config.targets
         ]

@@ -70,6 +70,8 @@ def target_settings(target: Target) -> dict[str, Any]:
     credentials = masked_credentials(target.credentials)
     if credentials is not None:  # absent: the default credential chain
         settings["credentials"] = credentials
+    if target.poll is not None:  # absent: the top-level poll block
+        settings["poll"] = poll_settings(target.poll)
     return settings
 
 
@@ -93,6 +95,11 @@ def render_effective_settings(config: Config) -> str:
     document = {
         "targets": [target_settings(target) for target in config.targets],
         "poll": poll_settings(config.poll),
+        "metrics": {
+            "top_jobs": config.metrics.top_jobs,
+            "max_projects_per_quota": config.metrics.max_projects_per_quota,
+            "max_quotas_per_target": config.metrics.max_quotas_per_target,
+        },
     }
     body = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
     return "# effective settings (defaults filled in, secrets masked)\n" + body

@@ -32,6 +32,9 @@ class Target:
     quotas: tuple[str, ...] = ()
     owners: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
+    # ``targets[].poll``: this target's settings (the top-level ``poll`` with its overrides);
+    # None: the top-level ``poll`` as it is. See ``Config.poll_for``.
+    poll: PollSettings | None = None
 
     @property
     def name(self) -> str:
@@ -68,10 +71,15 @@ class PollSettings:
 
 @dataclass(frozen=True, slots=True)
 class MetricsSettings:
-    """What the metrics add beyond the aggregates: the opt-in per-job view."""
+    """What the metrics add beyond the aggregates, and what bounds a target's series."""
 
     # 0: the per-job view is off; N: each target's top N jobs by CU share and by run time.
     top_jobs: int = 0
+    # Per target and quota, the projects with the most CUs keep their series; the rest are
+    # summed into project="__other__".
+    max_projects_per_quota: int = 500
+    # More distinct quotas than this in one poll fail it as too_many_groups.
+    max_quotas_per_target: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +89,10 @@ class Config:
     targets: tuple[Target, ...]
     poll: PollSettings
     metrics: MetricsSettings = MetricsSettings()
+
+    def poll_for(self, target: Target) -> PollSettings:
+        """The poll settings ``target`` runs with: its own ``poll`` block, else the top-level."""
+        return target.poll if target.poll is not None else self.poll
 
     @property
     def constant_label_names(self) -> tuple[str, ...]:

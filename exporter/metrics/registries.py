@@ -8,10 +8,11 @@ from collections.abc import Callable
 
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry
 
-from exporter.config import Target
+from exporter.config import PollSettings, Target
 from exporter.metrics.collectors import JobMetricsCollector, TargetStatusCollector
 from exporter.metrics.job_view import TopJobsCollector
 from exporter.metrics.poll_metrics import PollMetrics
+from exporter.metrics.series_cost import SeriesCostCollector
 from exporter.metrics.staleness import Staleness
 from exporter.polling.snapshot import SnapshotStore
 
@@ -34,11 +35,18 @@ class ExporterMetrics:
         clock: Callable[[], float] = time.time,
         process_metrics: bool = True,
         top_jobs: int = 0,
+        poll_for: Callable[[Target], PollSettings] | None = None,
     ) -> None:
-        self.staleness = Staleness(max_staleness, clock)
+        # Targets with their own targets[].poll: their interval and staleness limit.
+        own = {t: poll_for(t) for t in targets} if poll_for is not None else {}
+        intervals = {target: poll.interval for target, poll in own.items()}
+        limits = {target: poll.effective_max_staleness for target, poll in own.items()}
+        self.staleness = Staleness(max_staleness, clock, limits)
         self.job_registry = CollectorRegistry(auto_describe=True)
         self.job_registry.register(
-            JobMetricsCollector(store, label_names, interval, self.staleness)
+            JobMetricsCollector(
+                store, label_names, interval, self.staleness, set(intervals.values())
+            )
         )
         if top_jobs > 0:  # off by default: its series grow with the number of targets
             self.job_registry.register(
@@ -46,8 +54,11 @@ class ExporterMetrics:
             )
         self.self_registry = CollectorRegistry(auto_describe=True)
         self.self_registry.register(
-            TargetStatusCollector(store, label_names, interval, max_staleness)
+            TargetStatusCollector(
+                store, label_names, interval, max_staleness, intervals=intervals, limits=limits
+            )
         )
+        self.self_registry.register(SeriesCostCollector(store, label_names, self.staleness))
         self.polls = PollMetrics(self.self_registry, targets, label_names)
         if process_metrics:
             for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):

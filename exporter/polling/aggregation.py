@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from exporter.api.errors import ApiError
 from exporter.api.jobs import RunningJob
 from exporter.polling.top_jobs import TopJobs
+
+# Default of ``metrics.max_quotas_per_target``: distinct quotas one poll may hold.
+MAX_QUOTAS_PER_TARGET = 100
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -99,11 +103,15 @@ class _Group:
 class JobAggregator:
     """Folds jobs into group accumulators, counting each ``instanceId`` once.
 
-    ``top_jobs`` > 0 also keeps that many leading jobs by CU share and by run time.
+    ``top_jobs`` > 0 also keeps that many leading jobs by CU share and by run time. A job of
+    a quota past the first ``max_quotas`` fails the poll as ``too_many_groups``: quotas are not
+    folded (each is a capacity of its own), so their number is what bounds a target's series.
     """
 
-    def __init__(self, *, top_jobs: int = 0) -> None:
+    def __init__(self, *, top_jobs: int = 0, max_quotas: int = MAX_QUOTAS_PER_TARGET) -> None:
         self._top = TopJobs(top_jobs)
+        self._max_quotas = max_quotas
+        self._quotas: set[str] = set()
         self._groups: dict[GroupKey, _Group] = {}
         self._seen: set[str] = set()
         self._duplicates = 0
@@ -115,6 +123,8 @@ class JobAggregator:
         if job.instance_id in self._seen:
             self._duplicates += 1
             return
+        if job.quota not in self._quotas:
+            self._count_quota(job.quota)
         self._seen.add(job.instance_id)
         self._top.add(job)
         key = GroupKey(job.quota, job.project)
@@ -137,6 +147,15 @@ class JobAggregator:
         if self._oldest_submission is None or job.submitted_at < self._oldest_submission:
             self._oldest_submission = job.submitted_at
 
+    def _count_quota(self, quota: str) -> None:
+        if len(self._quotas) >= self._max_quotas:
+            raise ApiError(
+                "too_many_groups",
+                f"the jobs name more than metrics.max_quotas_per_target ({self._max_quotas}) "
+                "quotas: raise it, or list the quotas to poll in targets[].quotas",
+            )
+        self._quotas.add(quota)
+
     def result(self) -> AggregateResult:
         return AggregateResult(
             groups={key: group.freeze() for key, group in sorted(self._groups.items())},
@@ -148,9 +167,13 @@ class JobAggregator:
         )
 
 
-def aggregate(jobs: Iterable[RunningJob], *, top_jobs: int = 0) -> AggregateResult:
-    """Aggregate ``jobs`` by (quota, project); a repeated ``instance_id`` counts once."""
-    aggregator = JobAggregator(top_jobs=top_jobs)
+def aggregate(
+    jobs: Iterable[RunningJob], *, top_jobs: int = 0, max_quotas: int = MAX_QUOTAS_PER_TARGET
+) -> AggregateResult:
+    """Aggregate ``jobs`` by (quota, project); a repeated ``instance_id`` counts once.
+
+    Raises ``ApiError("too_many_groups")`` past ``max_quotas`` distinct quotas."""
+    aggregator = JobAggregator(top_jobs=top_jobs, max_quotas=max_quotas)
     for job in jobs:
         aggregator.add(job)
     return aggregator.result()

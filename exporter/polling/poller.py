@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from exporter.api.client import RunningJobsClient
 from exporter.api.errors import ApiError
 from exporter.config import PollSettings, Target
-from exporter.polling.aggregation import AggregateResult, aggregate
+from exporter.polling.aggregation import MAX_QUOTAS_PER_TARGET, AggregateResult, aggregate
 from exporter.polling.episode import Episode
 from exporter.polling.observer import PollObserver, PollOutcome
+from exporter.polling.project_fold import fold_projects
 from exporter.polling.slices import TimeSlice, arrival_rate, plan_from_seen, slide_plan
 from exporter.polling.snapshot import PollFailure, Snapshot, SnapshotStore
 from exporter.polling.window_read import WindowRead, WindowReader
@@ -67,9 +68,13 @@ class TargetPoller:
         *,
         clock: Callable[[], float] = time.time,
         top_jobs: int = 0,
+        max_projects_per_quota: int = 500,
+        max_quotas: int = MAX_QUOTAS_PER_TARGET,
     ) -> None:
         self.target = target
         self._top_jobs = top_jobs
+        self._max_projects = max_projects_per_quota
+        self._max_quotas = max_quotas
         self._settings = settings
         self._store = store
         self._clock = clock
@@ -105,7 +110,7 @@ class TargetPoller:
         try:
             async with asyncio.timeout(deadline):
                 read = await self._read()
-            result = aggregate(read.jobs(), top_jobs=self._top_jobs)
+            result = aggregate(read.jobs(), top_jobs=self._top_jobs, max_quotas=self._max_quotas)
         except ApiError as error:
             return self._failed(error, started)
         except TimeoutError:
@@ -158,8 +163,13 @@ class TargetPoller:
             invalid_jobs=read.invalid,
             progress_out_of_range=result.progress_out_of_range,
         )
+        folded = fold_projects(result.groups, self._max_projects)
         snapshot = Snapshot(
-            result.groups, result.jobs, completed_at=self._clock(), top_jobs=result.top_jobs
+            folded.groups,
+            result.jobs,
+            completed_at=self._clock(),
+            top_jobs=result.top_jobs,
+            folded_projects=folded.folded_projects,
         )
         self._store.publish_success(self.target, snapshot)
         self._plan = ReadPlan.after(read)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from exporter.config import Target
 from exporter.polling.poller import TargetPoller
 
 # The logger's name is part of every log line (logger=...): it stays as it was published.
@@ -35,24 +36,37 @@ async def run_poll(poller: TargetPoller, in_flight: set[asyncio.Task] | None = N
 
 
 class PollScheduler:
-    """Runs each poller every interval on APScheduler, never two polls of a target at once."""
+    """Runs each poller every interval on APScheduler, never two polls of a target at once.
 
-    def __init__(self, pollers: Sequence[TargetPoller], interval: float) -> None:
+    Each target is a job of its own, on its own interval (``interval_of``, else ``interval``):
+    a target that hangs until its deadline delays no other, as they share only the event loop.
+    """
+
+    def __init__(
+        self,
+        pollers: Sequence[TargetPoller],
+        interval: float,
+        interval_of: Callable[[Target], float] | None = None,
+    ) -> None:
         self._in_flight: set[asyncio.Task] = set()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         now = datetime.now(UTC)
         for index, poller in enumerate(pollers):
-            self._scheduler.add_job(
-                run_poll,
-                IntervalTrigger(seconds=interval, timezone=UTC),
-                id=f"poll-{index}-{poller.target.name}",
-                name=f"poll {poller.target.name}",
-                next_run_time=now,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=max(1, int(interval)),
-                args=(poller, self._in_flight),
-            )
+            every = interval_of(poller.target) if interval_of is not None else interval
+            self._add(index, poller, every, now)
+
+    def _add(self, index: int, poller: TargetPoller, interval: float, now: datetime) -> None:
+        self._scheduler.add_job(
+            run_poll,
+            IntervalTrigger(seconds=interval, timezone=UTC),
+            id=f"poll-{index}-{poller.target.name}",
+            name=f"poll {poller.target.name}",
+            next_run_time=now,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(interval)),
+            args=(poller, self._in_flight),
+        )
 
     def start(self) -> None:
         """Start polling; must be called from within the running event loop."""

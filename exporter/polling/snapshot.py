@@ -25,6 +25,8 @@ class Snapshot:
     completed_at: float
     # The per-job view's jobs (empty when it is off), see ``exporter.polling.top_jobs``.
     top_jobs: tuple[RunningJob, ...] = ()
+    # Projects summed into project="__other__" (metrics.max_projects_per_quota).
+    folded_projects: int = 0
 
 
 @dataclass(frozen=True, slots=True)

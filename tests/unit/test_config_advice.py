@@ -103,6 +103,10 @@ def test_effective_settings_fill_in_defaults_and_mask_secrets() -> None:
         f"  rate_limit: {PollSettings().rate_limit}\n"
         "  deadline: 27s\n"
         "  max_staleness: 1m30s\n"
+        "metrics:\n"
+        "  top_jobs: 0\n"
+        "  max_projects_per_quota: 500\n"
+        "  max_quotas_per_target: 100\n"
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -75,8 +75,12 @@ class JobMetricsCollector(Collector):
         return samples
 
     def collect(self) -> Iterator[Metric]:
+        return iter(self.families_for(self._staleness.served(self._store.statuses())))
+
+    def families_for(self, statuses: Iterable[TargetStatus]) -> list[GaugeMetricFamily]:
+        """The job families of ``statuses`` alone (the renderer renders a target at a time)."""
         families = self._families()
-        for status in self._staleness.served(self._store.statuses()):
+        for status in statuses:
             try:
                 samples = self._samples(status)
             except Exception:
@@ -85,7 +89,7 @@ class JobMetricsCollector(Collector):
                 continue
             for index, labels, value in samples:
                 families[index].add_metric(labels, value)
-        return iter(families)
+        return families
 
 
 class TargetStatusCollector(Collector):

@@ -43,15 +43,16 @@ class ExporterMetrics:
         limits = {target: poll.effective_max_staleness for target, poll in own.items()}
         self.staleness = Staleness(max_staleness, clock, limits)
         self.job_registry = CollectorRegistry(auto_describe=True)
-        self.job_registry.register(
+        # The job collectors, in exposition order: the renderer renders them a target at a time.
+        self.job_collectors: tuple[JobMetricsCollector | TopJobsCollector, ...] = (
             JobMetricsCollector(
                 store, label_names, interval, self.staleness, set(intervals.values())
-            )
+            ),
         )
         if top_jobs > 0:  # off by default: its series grow with the number of targets
-            self.job_registry.register(
-                TopJobsCollector(store, label_names, top_jobs, self.staleness)
-            )
+            self.job_collectors += (TopJobsCollector(store, label_names, top_jobs, self.staleness),)
+        for collector in self.job_collectors:
+            self.job_registry.register(collector)
         self.self_registry = CollectorRegistry(auto_describe=True)
         self.self_registry.register(
             TargetStatusCollector(

@@ -1,9 +1,10 @@
 """Bounded series: per quota, the projects holding the most CUs keep their own group, the rest
 are folded into one ``project="__other__"`` group, so every sum over projects stays exact.
 
-Pure functions over ``GroupKey -> GroupAggregate`` mappings: the poller folds each poll's
-groups before it publishes them, and any later step keyed by (quota, project) can fold its
-own mapping with ``fold_projects`` the same way. How each field merges:
+Pure functions over ``GroupKey -> value`` mappings: the poller folds each poll's groups
+(``fold_projects``) before it publishes them; any later step keyed by (quota, project) can fold
+its own values with ``fold_by_quota``, given how to rank and merge them. How a group's fields
+merge:
 
 - summed: running jobs, CU and memory shares, the progress sum, jobs at progress 0;
 - least: the oldest start (of all jobs, and of those at progress 0);
@@ -12,13 +13,16 @@ own mapping with ``fold_projects`` the same way. How each field merges:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from exporter.polling.aggregation import GroupAggregate, GroupKey
 
 # Not a valid MaxCompute project name (those start with a letter), so it names no real project.
 OTHER_PROJECT = "__other__"
+
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,29 +58,45 @@ def merge_groups(groups: Iterable[GroupAggregate]) -> GroupAggregate:
     )
 
 
-def _rank(item: tuple[GroupKey, GroupAggregate]) -> tuple[float, int, str]:
-    """Most CUs first; then most jobs; then the project name, so the same input keeps the same."""
-    key, group = item
-    return (-group.cu_ratio, -group.running_jobs, key.project)
+def _rank(group: GroupAggregate) -> tuple[float, int]:
+    """Most CUs first, then most jobs (the project name breaks the remaining ties)."""
+    return (-group.cu_ratio, -group.running_jobs)
 
 
-def fold_projects(groups: Mapping[GroupKey, GroupAggregate], max_projects: int) -> FoldedGroups:
-    """``groups`` with at most ``max_projects`` projects per quota plus one ``__other__``.
+def fold_by_quota(
+    values: Mapping[GroupKey, V],
+    max_projects: int,
+    rank: Callable[[V], tuple],
+    merge: Callable[[list[V]], V],
+) -> tuple[dict[GroupKey, V], int]:
+    """Any per-(quota, project) mapping with at most ``max_projects`` projects per quota, the
+    others (lowest ``rank``, then the greater name) merged into ``__other__``; and how many
+    projects were folded.
 
     A project literally named ``__other__`` (a hostile or odd answer) is always folded, so the
     folded series can never collide with a real one.
     """
-    by_quota: dict[str, list[tuple[GroupKey, GroupAggregate]]] = {}
-    for key, group in groups.items():
-        by_quota.setdefault(key.quota, []).append((key, group))
-    kept: dict[GroupKey, GroupAggregate] = {}
+    by_quota: dict[str, list[tuple[GroupKey, V]]] = {}
+    for key, value in values.items():
+        by_quota.setdefault(key.quota, []).append((key, value))
+    kept: dict[GroupKey, V] = {}
     folded = 0
     for quota, members in by_quota.items():
-        named = sorted((m for m in members if m[0].project != OTHER_PROJECT), key=_rank)
-        rest = [group for key, group in named[max_projects:]]
-        rest += [group for key, group in members if key.project == OTHER_PROJECT]
+        named = sorted(
+            (m for m in members if m[0].project != OTHER_PROJECT),
+            key=lambda m: (*rank(m[1]), m[0].project),
+        )
+        rest = [value for _, value in named[max_projects:]]
+        rest += [value for key, value in members if key.project == OTHER_PROJECT]
         kept.update(named[:max_projects])
         if rest:
-            kept[GroupKey(quota, OTHER_PROJECT)] = merge_groups(rest)
+            kept[GroupKey(quota, OTHER_PROJECT)] = merge(rest)
             folded += len(rest)
-    return FoldedGroups(dict(sorted(kept.items())), folded)
+    return dict(sorted(kept.items())), folded
+
+
+def fold_projects(groups: Mapping[GroupKey, GroupAggregate], max_projects: int) -> FoldedGroups:
+    """``groups`` with at most ``max_projects`` projects per quota (those holding the most
+    CUs) plus one ``__other__``."""
+    kept, folded = fold_by_quota(groups, max_projects, _rank, merge_groups)
+    return FoldedGroups(kept, folded)

@@ -9,7 +9,12 @@ from hypothesis import strategies as st
 from exporter.api.errors import ApiError
 from exporter.api.jobs import parse_job
 from exporter.polling.aggregation import GroupAggregate, GroupKey, aggregate
-from exporter.polling.project_fold import OTHER_PROJECT, fold_projects, merge_groups
+from exporter.polling.project_fold import (
+    OTHER_PROJECT,
+    fold_by_quota,
+    fold_projects,
+    merge_groups,
+)
 from tests.support.jobs import NOW, job_record
 
 
@@ -129,3 +134,16 @@ def test_more_quotas_than_the_limit_fail_the_aggregation_as_too_many_groups() ->
         "the jobs name more than metrics.max_quotas_per_target (3) quotas: raise it, or list "
         "the quotas to poll in targets[].quotas"
     )
+
+
+def test_any_per_project_values_fold_the_same_way_given_a_rank_and_a_merge() -> None:
+    # e.g. per-project counts of jobs started: the largest keep their name, the rest add up.
+    counts = {GroupKey("q", f"p{n}"): n for n in range(5)} | {GroupKey("r", "x"): 7}
+    kept, folded = fold_by_quota(counts, 2, lambda count: (-count,), sum)
+    assert kept == {
+        GroupKey("q", OTHER_PROJECT): 0 + 1 + 2,
+        GroupKey("q", "p3"): 3,
+        GroupKey("q", "p4"): 4,
+        GroupKey("r", "x"): 7,
+    }
+    assert folded == 3

@@ -13,7 +13,7 @@ and its own ``account`` label). For 1 target, then for 50, it measures:
 
 Each figure of the 50-target run is printed beside the 1-target one, as a ratio.
 
-    python bench/fleet.py             # 30 s interval: about 2 minutes
+    python bench/fleet.py             # about 5 minutes
     python bench/fleet.py --quick     # 10 targets
 """
 
@@ -37,7 +37,7 @@ from common import PROJECTS, QUOTAS, ROOT, MiB, figure, job_records, percentile,
 SECRET = "fleet-bench-secret"
 
 JOBS = 2000
-INTERVAL = 30.0
+INTERVAL = 60.0  # the default poll.interval
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,12 +52,19 @@ class MetricsRenderer:
         statuses = self._store.statuses()
         key = (self._store.generation, self._metrics.staleness.stale_flags(statuses))
         rendered = self._rendered
-        if key != rendered.key:
-            with self._lock:
-                rendered = self._rendered
-                if key != rendered.key:
-                    served = tuple(self._metrics.staleness.served(statuses))
-                    rendered = self._rendered = RenderedJobs(key, self._assemble(served))
+        if key == rendered.key:
+            return rendered.parts
+        # While one scrape renders a new state, the others serve the last one rendered, a few
+        # hundred ms older, rather than queue behind it; only the very first render is waited for.
+        if not self._lock.acquire(blocking=rendered is EMPTY_RENDERING):
+            return rendered.parts
+        try:
+            rendered = self._rendered
+            if key != rendered.key:
+                served = tuple(self._metrics.staleness.served(statuses))
+                rendered = self._rendered = RenderedJobs(key, self._assemble(served))
+        finally:
+            self._lock.release()
         return rendered.parts
 
     def _assemble(self, served: tuple[TargetStatus, ...]) -> JobParts:

@@ -119,3 +119,30 @@ def test_a_hung_and_a_throttled_target_never_delay_the_healthy_one(fleet) -> Non
     assert ready.status_code == 503
     assert "account=hung" in ready.text and "account=throttled" in ready.text
     assert "account=healthy" not in ready.text
+
+
+def test_50_targets_start_poll_and_serve_within_one_interval(tmp_path) -> None:
+    keys = {f"LTAIfleet{n:02d}": (SECRET, None) for n in range(50)}
+    simulator = ApiSimulator(JOBS, credentials=keys).start()
+    targets = "".join(
+        f"  - {{region: cn-hangzhou, endpoint: '{simulator.url}', labels: {{account: a{n:02d}}}, "
+        f"credentials: {{access_key_id: {key}, access_key_secret: {SECRET}}}}}\n"
+        for n, key in enumerate(keys)
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(f"poll: {{interval: 15s, window: 1h}}\ntargets:\n{targets}")
+    started = time.monotonic()
+    exporter = ExporterProcess(
+        "--config", str(path), env={"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}
+    )
+    try:
+        exporter.wait_until("/ready", 200, timeout=15)
+        within = time.monotonic() - started
+        text = exporter.get("/metrics").text
+    finally:
+        exporter.stop()
+        simulator.stop()
+    assert within < 15, within
+    assert set(by_account(text, "maxcompute_up").values()) == {1}
+    assert len(by_account(text, "maxcompute_up")) == 50
+    assert set(by_account(text, "maxcompute_running_jobs").values()) == {3}

@@ -205,3 +205,15 @@ def test_gzip_body_is_one_gzip_member_holding_exactly_the_plain_body() -> None:
         assert single.decompress(compressed) == renderer.render()
         assert single.eof and single.unused_data == b""
         assert gzip.decompress(compressed) == renderer.render()
+
+
+def test_a_scrape_never_queues_behind_another_one_rendering_a_new_state() -> None:
+    store = SnapshotStore((PROD,))
+    metrics = ExporterMetrics(store, (PROD,), ("account",), 60.0, process_metrics=False)
+    renderer = MetricsRenderer(store, metrics)
+    store.publish_success(PROD, snapshot(job_record("a")))
+    before = renderer.job_exposition()
+    store.publish_success(PROD, snapshot(job_record("a"), job_record("b")))
+    with renderer._lock:  # another scrape is rendering the new state
+        assert renderer.job_exposition() is before
+    assert renderer.job_exposition() is not before

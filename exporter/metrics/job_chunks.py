@@ -2,9 +2,10 @@
 
 With many targets, each publishing on its own schedule, rendering every target's series again
 at each publication would cost one full render per target per interval. Instead each target's
-samples are rendered (and deflated) once per snapshot it publishes, one chunk per family, and
-the exposition is assembled from the chunks: for each family, its HELP/TYPE header, then each
-served target's samples, as ``generate_latest`` would have written them.
+samples are rendered (and deflated) once per snapshot it publishes, one chunk per family, when
+it publishes (``prerender``, called by the snapshot store), and the exposition is assembled
+from the chunks at the next scrape: for each family, its HELP/TYPE header, then each served
+target's samples, as ``generate_latest`` would have written them.
 
 gzip: each chunk is deflated on its own into byte-aligned, non-final blocks (as pigz does), so
 the chunks concatenate into one valid deflate stream; the scrape adds the self-metrics as the
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -105,13 +107,20 @@ class JobChunks:
         headers = [header for header, _ in family_texts(self._families(()))]
         self._headers = tuple(deflate_chunk(header) for header in headers)
         self._cache: dict[Target, tuple[Snapshot, tuple[Chunk, ...]]] = {}
+        # Chunks are rendered on publication (the poll's thread) and read by scrapes.
+        self._cache_lock = threading.Lock()
+
+    def prerender(self, status: TargetStatus) -> None:
+        """Render a newly published status's chunks now, so no scrape has to."""
+        self._chunks(status)
 
     def _families(self, statuses: Sequence[TargetStatus]) -> list[Metric]:
         return [f for collector in self._collectors for f in collector.families_for(statuses)]
 
     def _chunks(self, status: TargetStatus) -> tuple[Chunk, ...]:
         snapshot = status.snapshot
-        cached = self._cache.get(status.target)
+        with self._cache_lock:
+            cached = self._cache.get(status.target)
         if cached is not None and cached[0] is snapshot:
             return cached[1]
         try:
@@ -121,16 +130,22 @@ class JobChunks:
             log.exception("rendering a target's job metrics failed: left out")
             texts = [(b"", b"")] * len(self._headers)
         chunks = tuple(deflate_chunk(samples) for _, samples in texts)
-        if snapshot is not None:
-            self._cache[status.target] = (snapshot, chunks)
+        with self._cache_lock:
+            current = self._cache.get(status.target)
+            # A newer snapshot's chunks, rendered meanwhile by another thread, are kept.
+            if snapshot is not None and (
+                current is None or current[0].completed_at <= snapshot.completed_at
+            ):
+                self._cache[status.target] = (snapshot, chunks)
         return chunks
 
     def assemble(self, served: Sequence[TargetStatus]) -> JobParts:
         """The job exposition of ``served``, families in order, targets in order within each."""
         per_target = [self._chunks(status) for status in served]
         kept = {status.target for status in served}
-        for target in [t for t in self._cache if t not in kept]:
-            del self._cache[target]  # a stale or removed target's chunks are not held
+        with self._cache_lock:
+            for target in [t for t in self._cache if t not in kept]:
+                del self._cache[target]  # a stale or removed target's chunks are not held
         plain: list[bytes] = []
         deflated: list[bytes] = [GZIP_HEADER]
         crc = length = 0

@@ -45,6 +45,8 @@ class MetricsRenderer:
         self._metrics = metrics
         self._lock = threading.Lock()
         self._chunks = JobChunks(metrics.job_collectors)
+        # Each target's chunks are rendered when it publishes, not by the next scrape.
+        store.on_success(self._chunks.prerender)
         self._rendered = EMPTY_RENDERING
 
     def _jobs(self) -> JobParts:

@@ -104,8 +104,8 @@ class JobChunks:
 
     def __init__(self, collectors: Sequence[TargetFamilies]) -> None:
         self._collectors = collectors
-        headers = [header for header, _ in family_texts(self._families(()))]
-        self._headers = tuple(deflate_chunk(header) for header in headers)
+        # The families' HELP and TYPE lines, rendered at the first assembly.
+        self._headers: tuple[Chunk, ...] = ()
         self._cache: dict[Target, tuple[Snapshot, tuple[Chunk, ...]]] = {}
         # Chunks are rendered on publication (the poll's thread) and read by scrapes.
         self._cache_lock = threading.Lock()
@@ -117,7 +117,7 @@ class JobChunks:
     def _families(self, statuses: Sequence[TargetStatus]) -> list[Metric]:
         return [f for collector in self._collectors for f in collector.families_for(statuses)]
 
-    def _chunks(self, status: TargetStatus) -> tuple[Chunk, ...]:
+    def _chunks(self, status: TargetStatus) -> tuple[Chunk, ...] | None:
         snapshot = status.snapshot
         with self._cache_lock:
             cached = self._cache.get(status.target)
@@ -128,7 +128,7 @@ class JobChunks:
         except Exception:
             # One target's bad snapshot must not take the others' series down with it.
             log.exception("rendering a target's job metrics failed: left out")
-            texts = [(b"", b"")] * len(self._headers)
+            return None
         chunks = tuple(deflate_chunk(samples) for _, samples in texts)
         with self._cache_lock:
             current = self._cache.get(status.target)
@@ -141,7 +141,11 @@ class JobChunks:
 
     def assemble(self, served: Sequence[TargetStatus]) -> JobParts:
         """The job exposition of ``served``, families in order, targets in order within each."""
-        per_target = [self._chunks(status) for status in served]
+        if not self._headers:
+            headers = [header for header, _ in family_texts(self._families(()))]
+            self._headers = tuple(deflate_chunk(header) for header in headers)
+        rendered = (self._chunks(status) for status in served)
+        per_target = [chunks for chunks in rendered if chunks is not None]
         kept = {status.target for status in served}
         with self._cache_lock:
             for target in [t for t in self._cache if t not in kept]:

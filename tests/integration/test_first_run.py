@@ -133,6 +133,10 @@ def test_check_config_prints_the_effective_settings(tmp_path: Path) -> None:
         f"  rate_limit: {PollSettings().rate_limit}\n"
         "  deadline: 1m48s\n"
         "  max_staleness: 6m\n"
+        "metrics:\n"
+        "  top_jobs: 0\n"
+        "  max_projects_per_quota: 500\n"
+        "  max_quotas_per_target: 100\n"
     )
 
 

@@ -174,7 +174,8 @@ def load_or_exit(load: Callable[[], Config]) -> Config:
     try:
         config = load()
     except ConfigError as error:
-        fail(EXIT_USAGE, f"config error: {error}")
+        # Conflicts between targets are one line each (exporter.config.fleet).
+        fail(EXIT_USAGE, "\n".join(f"config error: {line}" for line in str(error).splitlines()))
     for warning in config_warnings(config):
         log.warning(warning)
     return config
@@ -206,5 +207,6 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
 
 def fail(code: int, message: str) -> NoReturn:
-    print(f"maxcompute-exporter: {message}", file=sys.stderr)
+    for line in message.splitlines():
+        print(f"maxcompute-exporter: {line}", file=sys.stderr)
     sys.exit(code)

@@ -75,8 +75,12 @@ class ConfigReloader:
         self._registry_of(exporter).register(self.status)
         self.current = exporter
         self._on_swap(exporter)
+        config = exporter.config
         self._scheduler = PollScheduler(
-            exporter.pollers, exporter.config.poll.interval, exporter.other_polls
+            exporter.pollers,
+            config.poll.interval,
+            exporter.other_polls,
+            lambda t: config.poll_for(t).interval,
         )
         self._scheduler.start()
 

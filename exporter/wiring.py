@@ -53,16 +53,21 @@ class Exporter:
             job_tracker=job_tracker,
             quota_store=self.quota_store,
             quota_poll=config.quota_poll,
+            poll_for=config.poll_for,
+            max_projects_per_quota=config.metrics.max_projects_per_quota,
         )
         self.renderer = MetricsRenderer(self.store, self.metrics)
+        # Each target its own poller: its own settings, HTTP client, learned rate and deadline.
         self.pollers = [
             TargetPoller(
                 target,
-                config.poll,
+                config.poll_for(target),
                 self.store,
                 self.metrics.polls,
                 top_jobs=config.metrics.top_jobs,
                 run_time_buckets=config.metrics.run_time_buckets,
+                max_projects_per_quota=config.metrics.max_projects_per_quota,
+                max_quotas=config.metrics.max_quotas_per_target,
             )
             for target in config.targets
         ]
@@ -73,7 +78,7 @@ class Exporter:
                 config.quota_poll,
                 self.quota_store,
                 self.metrics.quota_polls,
-                concurrency=config.poll.page_concurrency,
+                concurrency=config.poll_for(poller.target).page_concurrency,
             )
             for poller in self.pollers
             if config.quota_poll.enabled

@@ -13,6 +13,7 @@ REASONS = (
     "invalid_response",
     "inconsistent",
     "too_many_jobs",
+    "too_many_groups",
     "deadline",
     "credentials",
     "internal",

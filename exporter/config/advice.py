@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import math
 
+from exporter.config.fleet import duplicate_warnings
 from exporter.config.model import Config, PollSettings, Target
 from exporter.config.values import format_duration
 
@@ -64,7 +65,7 @@ def region_warning(key: str, target: Target) -> str | None:
     )
 
 
-def window_warning(poll: PollSettings) -> str | None:
+def window_warning(poll: PollSettings, key: str = "poll") -> str | None:
     """What a window longer than the default costs, in requests per poll and per hour."""
     if poll.window <= DEFAULT_WINDOW_SECONDS:
         return None
@@ -72,7 +73,7 @@ def window_warning(poll: PollSettings) -> str | None:
     per_poll = EXAMPLE_JOBS // JOBS_PER_PAGE
     per_hour = math.ceil(per_poll * 3600 / poll.interval)
     return (
-        f"poll.window: {window} makes every poll read every running job submitted in the last "
+        f"{key}.window: {window} makes every poll read every running job submitted in the last "
         f"{window}, at least one request per {JOBS_PER_PAGE} of them, every {interval}: "
         f"{EXAMPLE_JOBS} such jobs cost {per_poll} requests a poll, {per_hour} an hour. "
         f"Keep it over {format_duration(DEFAULT_WINDOW_SECONDS)} only if jobs run that long"
@@ -83,4 +84,10 @@ def config_warnings(config: Config) -> tuple[str, ...]:
     """Every warning for ``config``, one line each, in the order of the file."""
     warnings = [region_warning(f"targets[{i}]", t) for i, t in enumerate(config.targets)]
     warnings.append(window_warning(config.poll))
+    warnings += [
+        window_warning(t.poll, f"targets[{i}].poll")
+        for i, t in enumerate(config.targets)
+        if t.poll is not None and t.poll.window != config.poll.window
+    ]
+    warnings += duplicate_warnings(config.targets)
     return tuple(warning for warning in warnings if warning is not None)

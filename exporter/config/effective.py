@@ -72,6 +72,8 @@ def target_settings(target: Target) -> dict[str, Any]:
     credentials = masked_credentials(target.credentials)
     if credentials is not None:  # absent: the default credential chain
         settings["credentials"] = credentials
+    if target.poll is not None:  # absent: the top-level poll block
+        settings["poll"] = poll_settings(target.poll)
     return settings
 
 
@@ -95,6 +97,12 @@ def render_effective_settings(config: Config) -> str:
     document = {
         "targets": [target_settings(target) for target in config.targets],
         "poll": poll_settings(config.poll),
+        "metrics": {
+            "top_jobs": config.metrics.top_jobs,
+            "max_projects_per_quota": config.metrics.max_projects_per_quota,
+            "max_quotas_per_target": config.metrics.max_quotas_per_target,
+            "job_changes": config.metrics.job_changes,
+        },
         "quota_poll": {
             "quotas": config.quota_poll.quotas,
             "quotas_interval": format_duration(config.quota_poll.quotas_interval),

@@ -15,6 +15,7 @@ import yaml
 
 from exporter.config.credentials import parse_credentials
 from exporter.config.files import read_bounded_file
+from exporter.config.fleet import FleetConflicts, target_conflicts
 from exporter.config.model import Config, MetricsSettings, PollSettings, QuotaPollSettings, Target
 from exporter.config.uris import masked_uri
 from exporter.config.values import (
@@ -47,10 +48,22 @@ def endpoint_for(key: str, value: object, region: str) -> str:
     return value.rstrip("/")
 
 
-def parse_target(key: str, value: object, environ: Mapping[str, str]) -> Target:
-    block = check_keys(
-        key, value, {"region", "endpoint", "quotas", "owners", "labels", "credentials"}
-    )
+TARGET_KEYS = {"region", "endpoint", "quotas", "owners", "labels", "credentials", "poll"}
+
+
+def target_poll(key: str, value: object, top_level: object) -> PollSettings | None:
+    """``targets[].poll``: the top-level ``poll`` block with this target's keys over it."""
+    if value is None:
+        return None
+    overrides = check_keys(key, value, POLL_KEYS)
+    inherited = top_level if isinstance(top_level, dict) else {}
+    return parse_poll({**inherited, **overrides}, key)
+
+
+def parse_target(
+    key: str, value: object, environ: Mapping[str, str], top_level_poll: object = None
+) -> Target:
+    block = check_keys(key, value, TARGET_KEYS)
     region = block.get("region")
     if not isinstance(region, str) or not REGION.match(region):
         raise ConfigError(f"{key}.region", "a region id like cn-hangzhou", region)
@@ -61,18 +74,21 @@ def parse_target(key: str, value: object, environ: Mapping[str, str]) -> Target:
         quotas=string_list(f"{key}.quotas", block.get("quotas")),
         owners=string_list(f"{key}.owners", block.get("owners")),
         labels=constant_labels(f"{key}.labels", block.get("labels")),
+        poll=target_poll(f"{key}.poll", block.get("poll"), top_level_poll),
     )
 
 
-def timeout_not_below_interval(timeout: float, interval: float, written: object) -> ConfigError:
+def timeout_not_below_interval(
+    timeout: float, interval: float, written: object, key: str = "poll"
+) -> ConfigError:
     """The error for a timeout that does not fit in the interval, saying which to change."""
-    limit = f"less than poll.interval ({format_duration(interval)})"
+    limit = f"less than {key}.interval ({format_duration(interval)})"
     if written is not None:
-        return ConfigError("poll.timeout", limit, written)
+        return ConfigError(f"{key}.timeout", limit, written)
     return ConfigError(
-        "poll.timeout",
-        f"{limit}, got the default {format_duration(timeout)}: set poll.timeout below "
-        f"{format_duration(interval)} or raise poll.interval",
+        f"{key}.timeout",
+        f"{limit}, got the default {format_duration(timeout)}: set {key}.timeout below "
+        f"{format_duration(interval)} or raise {key}.interval",
     )
 
 
@@ -89,25 +105,49 @@ POLL_KEYS = {
 }
 
 
-def rate_limit_from(value: object) -> float:
+def rate_limit_from(value: object, key: str = "poll.rate_limit") -> float:
     """``poll.rate_limit``: requests per second, above 0 and at most 10 000."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError("poll.rate_limit", "requests per second, a number above 0", value)
+        raise ConfigError(key, "requests per second, a number above 0", value)
     if not 0 < value <= 10_000:
-        raise ConfigError("poll.rate_limit", "requests per second, above 0", value)
+        raise ConfigError(key, "requests per second, above 0", value)
     return float(value)
 
 
-def parse_poll(value: object) -> PollSettings:
+def check_poll_times(
+    key: str,
+    block: Mapping[str, object],
+    interval: float,
+    timeout: float,
+    deadline: float | None,
+    max_staleness: float | None,
+) -> None:
+    """A poll's timeout and deadline fit in its interval; its data outlives one interval."""
+    if timeout >= interval:
+        raise timeout_not_below_interval(timeout, interval, block.get("timeout"), key)
+    if deadline is not None and not timeout <= deadline < interval:
+        raise ConfigError(
+            f"{key}.deadline",
+            f"at least {key}.timeout and less than {key}.interval",
+            block["deadline"],
+        )
+    if max_staleness is not None and max_staleness < interval:
+        raise ConfigError(
+            f"{key}.max_staleness", f"at least {key}.interval", block["max_staleness"]
+        )
+
+
+def parse_poll(value: object, key: str = "poll") -> PollSettings:
+    """A ``poll`` block (the top-level one, or a target's merged over it at ``key``)."""
     default = PollSettings()
-    block = check_keys("poll", {} if value is None else value, POLL_KEYS)
+    block = check_keys(key, {} if value is None else value, POLL_KEYS)
 
     def optional_duration(name: str, minimum: float) -> float | None:
         if name not in block:
             return None
-        seconds = parse_duration(f"poll.{name}", block[name])
+        seconds = parse_duration(f"{key}.{name}", block[name])
         if seconds < minimum:
-            raise ConfigError(f"poll.{name}", f"at least {minimum:g}s", block[name])
+            raise ConfigError(f"{key}.{name}", f"at least {minimum:g}s", block[name])
         return seconds
 
     def duration(name: str, fallback: float, minimum: float) -> float:
@@ -120,20 +160,13 @@ def parse_poll(value: object) -> PollSettings:
     backoff = duration("retry_backoff", default.retry_backoff, 0.0)
     deadline = optional_duration("deadline", 0.1)
     max_staleness = optional_duration("max_staleness", 0.0)
-    if timeout >= interval:
-        raise timeout_not_below_interval(timeout, interval, block.get("timeout"))
-    if deadline is not None and not timeout <= deadline < interval:
-        raise ConfigError(
-            "poll.deadline", "at least poll.timeout and less than poll.interval", block["deadline"]
-        )
-    if max_staleness is not None and max_staleness < interval:
-        raise ConfigError("poll.max_staleness", "at least poll.interval", block["max_staleness"])
+    check_poll_times(key, block, interval, timeout, deadline, max_staleness)
     concurrency = default.page_concurrency
     if "page_concurrency" in block:
-        concurrency = bounded_int("poll.page_concurrency", block["page_concurrency"], 1, 64)
+        concurrency = bounded_int(f"{key}.page_concurrency", block["page_concurrency"], 1, 64)
     retries = default.retries
     if "retries" in block:
-        retries = bounded_int("poll.retries", block["retries"], 0, 10)
+        retries = bounded_int(f"{key}.retries", block["retries"], 0, 10)
     return PollSettings(
         interval=interval,
         window=window,
@@ -141,35 +174,36 @@ def parse_poll(value: object) -> PollSettings:
         timeout=timeout,
         retries=retries,
         retry_backoff=backoff,
-        rate_limit=rate_limit_from(block.get("rate_limit", default.rate_limit)),
+        rate_limit=rate_limit_from(
+            block.get("rate_limit", default.rate_limit), f"{key}.rate_limit"
+        ),
         deadline=deadline,
         max_staleness=max_staleness,
     )
 
 
-METRICS_KEYS = {"top_jobs", "job_changes", "queue_wait_buckets", "run_time_buckets"}
+# Integer keys of ``metrics`` and their ranges.
+METRICS_LIMITS = {
+    "top_jobs": (0, MAX_TOP_JOBS),
+    "max_projects_per_quota": (1, 10_000),
+    "max_quotas_per_target": (1, 10_000),
+}
+METRICS_KEYS = {*METRICS_LIMITS, "job_changes", "queue_wait_buckets", "run_time_buckets"}
 
 
 def parse_metrics(value: object) -> MetricsSettings:
     block = check_keys("metrics", {} if value is None else value, METRICS_KEYS)
-    default = MetricsSettings()
-    top_jobs = default.top_jobs
-    if "top_jobs" in block:
-        top_jobs = bounded_int("metrics.top_jobs", block["top_jobs"], 0, MAX_TOP_JOBS)
-    job_changes = default.job_changes
+    settings: dict[str, object] = {
+        name: bounded_int(f"metrics.{name}", block[name], low, high)
+        for name, (low, high) in METRICS_LIMITS.items()
+        if name in block
+    }
     if "job_changes" in block:
-        job_changes = boolean("metrics.job_changes", block["job_changes"])
-    queue_wait, run_time = default.queue_wait_buckets, default.run_time_buckets
-    if "queue_wait_buckets" in block:
-        queue_wait = bucket_bounds("metrics.queue_wait_buckets", block["queue_wait_buckets"])
-    if "run_time_buckets" in block:
-        run_time = bucket_bounds("metrics.run_time_buckets", block["run_time_buckets"])
-    return MetricsSettings(
-        top_jobs=top_jobs,
-        job_changes=job_changes,
-        queue_wait_buckets=queue_wait,
-        run_time_buckets=run_time,
-    )
+        settings["job_changes"] = boolean("metrics.job_changes", block["job_changes"])
+    for name in ("queue_wait_buckets", "run_time_buckets"):
+        if name in block:
+            settings[name] = bucket_bounds(f"metrics.{name}", block[name])
+    return MetricsSettings(**settings)
 
 
 QUOTA_POLL_KEYS = {"quotas", "quotas_interval", "usage", "usage_interval"}
@@ -222,20 +256,14 @@ def parse_config(data: object, environ: Mapping[str, str] | None = None) -> Conf
     raw_targets = block.get("targets")
     if not isinstance(raw_targets, list) or not raw_targets:
         raise ConfigError("targets", "a non-empty list of targets", raw_targets)
-    targets = tuple(
-        parse_target(f"targets[{i}]", item, environ) for i, item in enumerate(raw_targets)
-    )
-    seen: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
-    for index, target in enumerate(targets):
-        identity = (target.region, target.labels)
-        if identity in seen:
-            raise ConfigError(
-                f"targets[{index}]",
-                f"region and labels different from targets[{seen[identity]}] "
-                "(add a label such as account to tell them apart)",
-            )
-        seen[identity] = index
     poll = parse_poll(block.get("poll"))
+    targets = tuple(
+        parse_target(f"targets[{i}]", item, environ, block.get("poll"))
+        for i, item in enumerate(raw_targets)
+    )
+    conflicts = target_conflicts(targets)
+    if conflicts:
+        raise FleetConflicts(conflicts)
     return Config(
         targets=targets,
         poll=poll,

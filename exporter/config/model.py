@@ -32,6 +32,9 @@ class Target:
     quotas: tuple[str, ...] = ()
     owners: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
+    # ``targets[].poll``: this target's settings (the top-level ``poll`` with its overrides);
+    # None: the top-level ``poll`` as it is. See ``Config.poll_for``.
+    poll: PollSettings | None = None
 
     @property
     def name(self) -> str:
@@ -80,7 +83,8 @@ DEFAULT_RUN_TIME_BUCKETS = (
 
 @dataclass(frozen=True, slots=True)
 class MetricsSettings:
-    """What the metrics add beyond the aggregates: the per-job view, jobs over time."""
+    """What the metrics add beyond the aggregates (the per-job view, jobs over time), and what
+    bounds a target's series."""
 
     # 0: the per-job view is off; N: each target's top N jobs by CU share and by run time.
     top_jobs: int = 0
@@ -89,6 +93,11 @@ class MetricsSettings:
     # Upper bounds (seconds) of the histograms' buckets; +Inf is added to each.
     queue_wait_buckets: tuple[float, ...] = DEFAULT_QUEUE_WAIT_BUCKETS
     run_time_buckets: tuple[float, ...] = DEFAULT_RUN_TIME_BUCKETS
+    # Per target and quota, the projects with the most CUs keep their series; the rest are
+    # summed into project="__other__".
+    max_projects_per_quota: int = 500
+    # More distinct quotas than this in one poll fail it as too_many_groups.
+    max_quotas_per_target: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +123,10 @@ class Config:
     poll: PollSettings
     metrics: MetricsSettings = MetricsSettings()
     quota_poll: QuotaPollSettings = QuotaPollSettings()
+
+    def poll_for(self, target: Target) -> PollSettings:
+        """The poll settings ``target`` runs with: its own ``poll`` block, else the top-level."""
+        return target.poll if target.poll is not None else self.poll
 
     @property
     def constant_label_names(self) -> tuple[str, ...]:

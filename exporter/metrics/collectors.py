@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.api.jobs import is_renderable
+from exporter.config import Target
 from exporter.metrics.families import JOB_METRICS, target_label_values
 from exporter.metrics.staleness import NEVER_STALE, Staleness
 from exporter.polling.snapshot import SnapshotStore, TargetStatus
@@ -36,12 +37,17 @@ class JobMetricsCollector(Collector):
         label_names: tuple[str, ...],
         interval: float,
         staleness: Staleness = NEVER_STALE,
+        intervals: set[float] | frozenset[float] = frozenset(),
     ) -> None:
         self._store = store
         self._label_names = label_names
         self._staleness = staleness
         self._labels = ["region", *label_names, "quota", "project"]
-        self._suffix = f" (from a background poll of GetRunningJobs every {interval:g}s)."
+        # ``intervals``: every target's own; one shared interval is named, several are not.
+        every = f"every {interval:g}s"
+        if intervals - {interval}:
+            every = "every poll.interval of the target (maxcompute_exporter_poll_interval_seconds)"
+        self._suffix = f" (from a background poll of GetRunningJobs {every})."
 
     def _families(self) -> list[GaugeMetricFamily]:
         return [
@@ -69,8 +75,12 @@ class JobMetricsCollector(Collector):
         return samples
 
     def collect(self) -> Iterator[Metric]:
+        return iter(self.families_for(self._staleness.served(self._store.statuses())))
+
+    def families_for(self, statuses: Iterable[TargetStatus]) -> list[GaugeMetricFamily]:
+        """The job families of ``statuses`` alone (the renderer renders a target at a time)."""
         families = self._families()
-        for status in self._staleness.served(self._store.statuses()):
+        for status in statuses:
             try:
                 samples = self._samples(status)
             except Exception:
@@ -79,7 +89,7 @@ class JobMetricsCollector(Collector):
                 continue
             for index, labels, value in samples:
                 families[index].add_metric(labels, value)
-        return iter(families)
+        return families
 
 
 class TargetStatusCollector(Collector):
@@ -91,19 +101,24 @@ class TargetStatusCollector(Collector):
         label_names: tuple[str, ...],
         interval: float,
         max_staleness: float = math.inf,
+        *,
+        intervals: Mapping[Target, float] | None = None,
+        limits: Mapping[Target, float] | None = None,
     ) -> None:
         self._store = store
         self._label_names = label_names
         self._labels = ["region", *label_names]
         self._interval = interval
         self._max_staleness = max_staleness
+        # Targets with their own targets[].poll: their interval and staleness limit.
+        self._intervals = intervals or {}
+        self._limits = limits or {}
 
     def _families(self) -> tuple[GaugeMetricFamily, ...]:
         return (
             GaugeMetricFamily(
                 "maxcompute_up",
-                f"1 if the last poll of GetRunningJobs (every {self._interval:g}s) succeeded, "
-                "else 0.",
+                f"1 if the last poll of GetRunningJobs ({self._every()}) succeeded, else 0.",
                 labels=self._labels,
             ),
             GaugeMetricFamily(
@@ -131,6 +146,11 @@ class TargetStatusCollector(Collector):
             ),
         )
 
+    def _every(self) -> str:
+        if set(self._intervals.values()) - {self._interval}:
+            return "every maxcompute_exporter_poll_interval_seconds"
+        return f"every {self._interval:g}s"
+
     def describe(self) -> Iterator[Metric]:
         return iter(self._families())
 
@@ -138,12 +158,14 @@ class TargetStatusCollector(Collector):
         families = self._families()
         up, last_success, interval, max_staleness, build_info = families
         for status in self._store.statuses():
-            values = target_label_values(status.target, self._label_names)
+            target = status.target
+            values = target_label_values(target, self._label_names)
             up.add_metric(values, 1.0 if status.up else 0.0)
             if status.last_success is not None:
                 last_success.add_metric(values, status.last_success)
-            interval.add_metric(values, self._interval)
-            if math.isfinite(self._max_staleness):
-                max_staleness.add_metric(values, self._max_staleness)
+            interval.add_metric(values, self._intervals.get(target, self._interval))
+            limit = self._limits.get(target, self._max_staleness)
+            if math.isfinite(limit):
+                max_staleness.add_metric(values, limit)
         build_info.add_metric([__version__], 1.0)
         return iter(families)

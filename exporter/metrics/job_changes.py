@@ -14,6 +14,10 @@ comparison itself is ``polling.job_changes``. For example::
 
 Counters per (quota, project) and histograms per quota exist from the first poll that sees the
 group, at 0, so ``rate()`` sees their first increase. They are never dropped: a counter stays.
+Per target and quota, the first ``max_projects`` projects seen have counters of their own; the
+projects seen after them count under ``project="__other__"``. Unlike the gauges' fold (the
+projects with the most CUs now), the named set never changes, so no counter moves between
+series and ``rate()`` and sums over projects stay exact.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from exporter.api.pages import TimeSlice
 from exporter.config import Target
 from exporter.metrics.families import target_label_values
 from exporter.polling.job_changes import JobChanges, JobTracker, SeenJobs, TrackedJob
+from exporter.polling.project_fold import OTHER_PROJECT
 
 
 class BucketCounts:
@@ -59,15 +64,11 @@ class BucketCounts:
         return pairs
 
 
-def group_of(job: TrackedJob) -> tuple[str, str]:
-    """The (quota, project) a job's start or finish is counted under."""
-    return job.quota, job.project
-
-
 class JobChangeMetrics(Collector):
     """Tracks each target's last good poll and counts what changed at the next one.
 
-    ``generation`` changes whenever a count does: the renderer's cue to render again.
+    Counted after a poll is published, so its series are rendered per scrape with the
+    exporter's own metrics, never cached with a snapshot's.
     """
 
     def __init__(
@@ -77,8 +78,12 @@ class JobChangeMetrics(Collector):
         queue_wait_buckets: tuple[float, ...],
         run_time_buckets: tuple[float, ...],
         tracker: JobTracker | None = None,
+        max_projects: int = 500,
     ) -> None:
         self._label_names = label_names
+        self._max_projects = max_projects
+        # Per target and quota, the projects that have counters of their own.
+        self._named: dict[tuple[str, ...], set[str]] = {}
         self._interval = interval
         self._queue_bounds = queue_wait_buckets
         self._run_bounds = run_time_buckets
@@ -90,7 +95,6 @@ class JobChangeMetrics(Collector):
         self._finished: dict[tuple[str, ...], int] = {}
         self._queue_wait: dict[tuple[str, ...], BucketCounts] = {}
         self._run_time: dict[tuple[str, ...], BucketCounts] = {}
-        self.generation = 0
 
     @property
     def tracked_jobs(self) -> int:
@@ -110,10 +114,20 @@ class JobChangeMetrics(Collector):
             new_jobs += last.jobs.values()
         self._targets.add(target)
         with self._lock:
-            self._create_children(values, {group_of(job) for job in new_jobs})
+            groups = {self._group(values, job) for job in new_jobs}
+            self._create_children(values, groups)
             if changes is not None:
                 self._count(values, changes)
-            self.generation += 1
+
+    def _group(self, values: tuple[str, ...], job: TrackedJob) -> tuple[str, str]:
+        """The (quota, project) a job's start or finish is counted under: its own, or
+        ``__other__`` once its quota has ``max_projects`` projects with counters of their own."""
+        named = self._named.setdefault((*values, job.quota), set())
+        if job.project not in named:
+            if job.project == OTHER_PROJECT or len(named) >= self._max_projects:
+                return job.quota, OTHER_PROJECT
+            named.add(job.project)
+        return job.quota, job.project
 
     def _create_children(self, values: tuple[str, ...], groups: set[tuple[str, str]]) -> None:
         for quota, project in groups:
@@ -126,10 +140,10 @@ class JobChangeMetrics(Collector):
     def _count(self, values: tuple[str, ...], changes: JobChanges) -> None:
         # Every job's group had its children made when a poll first saw it.
         for job in changes.started:
-            self._started[(*values, *group_of(job))] += 1
+            self._started[(*values, *self._group(values, job))] += 1
             self._queue_wait[(*values, job.quota)].observe(job.queue_seconds)
         for finished in changes.finished:
-            self._finished[(*values, *group_of(finished.job))] += 1
+            self._finished[(*values, *self._group(values, finished.job))] += 1
             self._run_time[(*values, finished.job.quota)].observe(finished.run_seconds)
 
     def _families(self) -> tuple[Metric, Metric, Metric, Metric]:

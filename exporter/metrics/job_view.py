@@ -13,7 +13,7 @@ N by CU share and the top N by run time; a job in both counts once), three serie
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 from exporter.api.jobs import RunningJob
 from exporter.metrics.families import target_label_values
 from exporter.metrics.staleness import NEVER_STALE, Staleness
-from exporter.polling.snapshot import SnapshotStore
+from exporter.polling.snapshot import SnapshotStore, TargetStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +86,15 @@ class TopJobsCollector(Collector):
         return iter(self._families())
 
     def collect(self) -> Iterator[Metric]:
+        return iter(self.families_for(self._staleness.served(self._store.statuses())))
+
+    def families_for(self, statuses: Iterable[TargetStatus]) -> list[GaugeMetricFamily]:
+        """The per-job families of ``statuses`` alone."""
         families = self._families()
-        for status in self._staleness.served(self._store.statuses()):
+        for status in statuses:
             target_values = target_label_values(status.target, self._label_names)
             for job in status.snapshot.top_jobs:
                 labels = [*target_values, job.quota, job.project, job.instance_id, job.owner]
                 for metric, family in zip(TOP_JOB_METRICS, families, strict=True):
                     family.add_metric(labels, metric.value(job))
-        return iter(families)
+        return families

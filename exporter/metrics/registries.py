@@ -12,15 +12,17 @@ from exporter.api.jobs import RunningJob
 from exporter.api.pages import TimeSlice
 from exporter.api.quota_usage import USAGE_ACTION
 from exporter.api.quotas import LIST_QUOTAS_ACTION
-from exporter.config import QuotaPollSettings, Target
+from exporter.config import PollSettings, QuotaPollSettings, Target
 from exporter.config.model import DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_RUN_TIME_BUCKETS
 from exporter.metrics.collectors import JobMetricsCollector, TargetStatusCollector
 from exporter.metrics.job_changes import JobChangeMetrics
+from exporter.metrics.job_chunks import TargetFamilies
 from exporter.metrics.job_view import TopJobsCollector
 from exporter.metrics.poll_metrics import PollMetrics
 from exporter.metrics.quota_metrics import QuotaCollector
 from exporter.metrics.quota_poll_metrics import QuotaPollMetrics
 from exporter.metrics.run_times import RunTimesCollector
+from exporter.metrics.series_cost import SeriesCostCollector
 from exporter.metrics.staleness import Staleness
 from exporter.polling.job_changes import JobTracker
 from exporter.polling.observer import PollOutcome
@@ -77,30 +79,32 @@ class ExporterMetrics:
         job_tracker: JobTracker | None = None,
         quota_store: QuotaStore | None = None,
         quota_poll: QuotaPollSettings = QUOTA_POLL_OFF,
+        poll_for: Callable[[Target], PollSettings] | None = None,
+        max_projects_per_quota: int = 500,
     ) -> None:
-        self.staleness = Staleness(max_staleness, clock)
+        # Targets with their own targets[].poll: their interval and staleness limit.
+        own = {t: poll_for(t) for t in targets} if poll_for is not None else {}
+        intervals = {target: poll.interval for target, poll in own.items()}
+        limits = {target: poll.effective_max_staleness for target, poll in own.items()}
+        self.staleness = Staleness(max_staleness, clock, limits)
         self.job_registry = CollectorRegistry(auto_describe=True)
-        self.job_registry.register(
-            JobMetricsCollector(store, label_names, interval, self.staleness)
+        # The job collectors, in exposition order: the renderer renders them a target at a time.
+        self.job_collectors = self._job_collectors(
+            store, label_names, interval, top_jobs, set(intervals.values())
         )
-        if top_jobs > 0:  # off by default: its series grow with the number of targets
-            self.job_registry.register(
-                TopJobsCollector(store, label_names, top_jobs, self.staleness)
-            )
-        self.job_registry.register(RunTimesCollector(store, label_names, interval, self.staleness))
-        # The last good poll of each target, kept across reloads for the targets that stay.
-        self.job_tracker = job_tracker if job_tracker is not None else JobTracker()
-        self.job_tracker.retain(targets if job_changes else ())
-        self.job_changes: JobChangeMetrics | None = None
-        if job_changes:
-            self.job_changes = JobChangeMetrics(
-                label_names, interval, queue_wait_buckets, run_time_buckets, self.job_tracker
-            )
-            self.job_registry.register(self.job_changes)
+        for collector in self.job_collectors:
+            self.job_registry.register(collector)
         self.self_registry = CollectorRegistry(auto_describe=True)
         self.self_registry.register(
-            TargetStatusCollector(store, label_names, interval, max_staleness)
+            TargetStatusCollector(
+                store, label_names, interval, max_staleness, intervals=intervals, limits=limits
+            )
         )
+        self.self_registry.register(SeriesCostCollector(store, label_names, self.staleness))
+        self.job_changes = self._job_changes(
+            targets, label_names, interval, job_changes, queue_wait_buckets, run_time_buckets,
+            job_tracker, max_projects_per_quota,
+        )  # fmt: skip
         self.polls = PollReports(
             PollMetrics(self.self_registry, targets, label_names), self.job_changes
         )
@@ -108,6 +112,51 @@ class ExporterMetrics:
         if process_metrics:
             for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
                 self.self_registry.register(collector)
+
+    def _job_collectors(
+        self,
+        store: SnapshotStore,
+        label_names: tuple[str, ...],
+        interval: float,
+        top_jobs: int,
+        own_intervals: set[float],
+    ) -> tuple[TargetFamilies, ...]:
+        """The collectors of the snapshot's job series, each able to render a target alone."""
+        collectors: tuple[TargetFamilies, ...] = (
+            JobMetricsCollector(store, label_names, interval, self.staleness, own_intervals),
+        )
+        if top_jobs > 0:  # off by default: its series grow with the number of targets
+            collectors += (TopJobsCollector(store, label_names, top_jobs, self.staleness),)
+        return (*collectors, RunTimesCollector(store, label_names, interval, self.staleness))
+
+    def _job_changes(
+        self,
+        targets: tuple[Target, ...],
+        label_names: tuple[str, ...],
+        interval: float,
+        on: bool,
+        queue_wait_buckets: tuple[float, ...],
+        run_time_buckets: tuple[float, ...],
+        job_tracker: JobTracker | None,
+        max_projects: int,
+    ) -> JobChangeMetrics | None:
+        """Jobs over time, if on: counted after a poll is published, so its series are
+        rendered per scrape with the exporter's own, never cached with a snapshot's."""
+        # The last good poll of each target, kept across reloads for the targets that stay.
+        self.job_tracker = job_tracker if job_tracker is not None else JobTracker()
+        self.job_tracker.retain(targets if on else ())
+        if not on:
+            return None
+        changes = JobChangeMetrics(
+            label_names,
+            interval,
+            queue_wait_buckets,
+            run_time_buckets,
+            self.job_tracker,
+            max_projects=max_projects,
+        )
+        self.self_registry.register(changes)
+        return changes
 
     def _quota_metrics(
         self,

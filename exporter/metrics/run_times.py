@@ -16,7 +16,7 @@ type ``gaugehistogram``. Jobs running over an hour: ``_bucket{le="+Inf"} - _buck
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from prometheus_client.core import GaugeHistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -24,7 +24,7 @@ from prometheus_client.utils import floatToGoString
 
 from exporter.metrics.families import target_label_values
 from exporter.metrics.staleness import NEVER_STALE, Staleness
-from exporter.polling.snapshot import SnapshotStore
+from exporter.polling.snapshot import SnapshotStore, TargetStatus
 
 RUN_TIME_METRIC = "maxcompute_running_jobs_run_time_seconds"
 
@@ -56,10 +56,14 @@ class RunTimesCollector(Collector):
         return iter([self._family()])
 
     def collect(self) -> Iterator[Metric]:
+        return iter(self.families_for(self._staleness.served(self._store.statuses())))
+
+    def families_for(self, statuses: Iterable[TargetStatus]) -> list[Metric]:
+        """The gauge histogram of ``statuses`` alone (the renderer renders a target at a time)."""
         family = self._family()
-        for status in self._staleness.served(self._store.statuses()):
+        for status in statuses:
             target_values = target_label_values(status.target, self._label_names)
             for quota, run_times in status.snapshot.run_times.items():
                 buckets = [(floatToGoString(le), float(n)) for le, n in run_times.buckets()]
                 family.add_metric([*target_values, quota], buckets, float(run_times.sum_seconds))
-        return iter([family])
+        return [family]

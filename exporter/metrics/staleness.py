@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
+from exporter.config import Target
 from exporter.polling.snapshot import TargetStatus
 
 
@@ -22,21 +23,28 @@ def is_stale(status: TargetStatus, now: float, max_staleness: float) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Staleness:
-    """Decides which snapshots may be served now, given ``max_staleness`` and a clock."""
+    """Decides which snapshots may be served now, given ``max_staleness`` and a clock.
+
+    ``limits`` holds the targets whose own ``targets[].poll`` sets another limit.
+    """
 
     max_staleness: float = math.inf
     clock: Callable[[], float] = time.time
+    limits: Mapping[Target, float] = field(default_factory=dict)
+
+    def limit(self, target: Target) -> float:
+        return self.limits.get(target, self.max_staleness)
 
     def stale_flags(self, statuses: Iterable[TargetStatus]) -> tuple[bool, ...]:
         """Which of ``statuses`` are stale now (the renderer renders again when this changes)."""
         now = self.clock()
-        return tuple(is_stale(status, now, self.max_staleness) for status in statuses)
+        return tuple(is_stale(status, now, self.limit(status.target)) for status in statuses)
 
     def served(self, statuses: Iterable[TargetStatus]) -> Iterator[TargetStatus]:
         """The statuses whose snapshot is served now: they have one, and it is not stale."""
         now = self.clock()
         for status in statuses:
-            if status.snapshot is not None and not is_stale(status, now, self.max_staleness):
+            if status.snapshot is not None and not is_stale(status, now, self.limit(status.target)):
                 yield status
 
 

@@ -10,9 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from exporter.api.errors import ApiError
 from exporter.api.jobs import RunningJob
 from exporter.polling.run_times import RunTimeFold, RunTimes
 from exporter.polling.top_jobs import TopJobs
+
+# Default of ``metrics.max_quotas_per_target``: distinct quotas one poll may hold.
+MAX_QUOTAS_PER_TARGET = 100
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -103,12 +107,22 @@ class JobAggregator:
     """Folds jobs into group accumulators, counting each ``instanceId`` once.
 
     ``top_jobs`` > 0 also keeps that many leading jobs by CU share and by run time;
-    ``run_times`` also counts each quota's jobs by how long they have run.
+    ``run_times`` also counts each quota's jobs by how long they have run. A job of a quota past
+    the first ``max_quotas`` fails the poll as ``too_many_groups``: quotas are not folded (each
+    is a capacity of its own), so their number is what bounds a target's series.
     """
 
-    def __init__(self, *, top_jobs: int = 0, run_times: RunTimeFold | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        top_jobs: int = 0,
+        run_times: RunTimeFold | None = None,
+        max_quotas: int = MAX_QUOTAS_PER_TARGET,
+    ) -> None:
         self._top = TopJobs(top_jobs)
         self._run_times = run_times
+        self._max_quotas = max_quotas
+        self._quotas: set[str] = set()
         self._groups: dict[GroupKey, _Group] = {}
         self._seen: set[str] = set()
         self._duplicates = 0
@@ -120,6 +134,8 @@ class JobAggregator:
         if job.instance_id in self._seen:
             self._duplicates += 1
             return
+        if job.quota not in self._quotas:
+            self._count_quota(job.quota)
         self._seen.add(job.instance_id)
         self._top.add(job)
         if self._run_times is not None:
@@ -144,6 +160,15 @@ class JobAggregator:
         if self._oldest_submission is None or job.submitted_at < self._oldest_submission:
             self._oldest_submission = job.submitted_at
 
+    def _count_quota(self, quota: str) -> None:
+        if len(self._quotas) >= self._max_quotas:
+            raise ApiError(
+                "too_many_groups",
+                f"the jobs name more than metrics.max_quotas_per_target ({self._max_quotas}) "
+                "quotas: raise it, or list the quotas to poll in targets[].quotas",
+            )
+        self._quotas.add(quota)
+
     def result(self) -> AggregateResult:
         return AggregateResult(
             groups={key: group.freeze() for key, group in sorted(self._groups.items())},
@@ -157,10 +182,16 @@ class JobAggregator:
 
 
 def aggregate(
-    jobs: Iterable[RunningJob], *, top_jobs: int = 0, run_times: RunTimeFold | None = None
+    jobs: Iterable[RunningJob],
+    *,
+    top_jobs: int = 0,
+    run_times: RunTimeFold | None = None,
+    max_quotas: int = MAX_QUOTAS_PER_TARGET,
 ) -> AggregateResult:
-    """Aggregate ``jobs`` by (quota, project); a repeated ``instance_id`` counts once."""
-    aggregator = JobAggregator(top_jobs=top_jobs, run_times=run_times)
+    """Aggregate ``jobs`` by (quota, project); a repeated ``instance_id`` counts once.
+
+    Raises ``ApiError("too_many_groups")`` past ``max_quotas`` distinct quotas."""
+    aggregator = JobAggregator(top_jobs=top_jobs, run_times=run_times, max_quotas=max_quotas)
     for job in jobs:
         aggregator.add(job)
     return aggregator.result()

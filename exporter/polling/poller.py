@@ -17,9 +17,10 @@ from exporter.api.client import RunningJobsClient
 from exporter.api.errors import ApiError
 from exporter.config import PollSettings, Target
 from exporter.config.model import DEFAULT_RUN_TIME_BUCKETS
-from exporter.polling.aggregation import AggregateResult, aggregate
+from exporter.polling.aggregation import MAX_QUOTAS_PER_TARGET, AggregateResult, aggregate
 from exporter.polling.episode import Episode
 from exporter.polling.observer import PollObserver, PollOutcome
+from exporter.polling.project_fold import fold_projects
 from exporter.polling.run_times import RunTimeFold
 from exporter.polling.slices import TimeSlice, arrival_rate, plan_from_seen, slide_plan
 from exporter.polling.snapshot import PollFailure, Snapshot, SnapshotStore
@@ -70,10 +71,14 @@ class TargetPoller:
         clock: Callable[[], float] = time.time,
         top_jobs: int = 0,
         run_time_buckets: tuple[float, ...] = DEFAULT_RUN_TIME_BUCKETS,
+        max_projects_per_quota: int = 500,
+        max_quotas: int = MAX_QUOTAS_PER_TARGET,
     ) -> None:
         self.target = target
         self._top_jobs = top_jobs
         self._run_time_buckets = run_time_buckets
+        self._max_projects = max_projects_per_quota
+        self._max_quotas = max_quotas
         self._settings = settings
         self._store = store
         self._clock = clock
@@ -118,6 +123,7 @@ class TargetPoller:
                 read.jobs(),
                 top_jobs=self._top_jobs,
                 run_times=RunTimeFold(self._run_time_buckets, read.window.end),
+                max_quotas=self._max_quotas,
             )
         except ApiError as error:
             return self._failed(error, started)
@@ -171,12 +177,14 @@ class TargetPoller:
             invalid_jobs=read.invalid,
             progress_out_of_range=result.progress_out_of_range,
         )
+        folded = fold_projects(result.groups, self._max_projects)
         snapshot = Snapshot(
-            result.groups,
+            folded.groups,
             result.jobs,
             completed_at=self._clock(),
             top_jobs=result.top_jobs,
             run_times=result.run_times,
+            folded_projects=folded.folded_projects,
         )
         self._store.publish_success(self.target, snapshot)
         self._derive(read)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from exporter.config import Target
 from exporter.polling.poller import TargetPoller
 
 # The logger's name is part of every log line (logger=...): it stays as it was published.
@@ -52,29 +53,25 @@ async def run_guarded(
 
 class PollScheduler:
     """Runs each poller every interval on APScheduler, never two polls of a target at once;
-    ``others`` (the quota poll's parts) each on their own interval, alike."""
+    ``others`` (the quota poll's parts) each on their own interval, alike.
+
+    Each target is a job of its own, on its own interval (``interval_of``, else ``interval``):
+    a target that hangs until its deadline delays no other, as they share only the event loop.
+    """
 
     def __init__(
         self,
         pollers: Sequence[TargetPoller],
         interval: float,
         others: Sequence[ScheduledPoll] = (),
+        interval_of: Callable[[Target], float] | None = None,
     ) -> None:
         self._in_flight: set[asyncio.Task] = set()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         now = datetime.now(UTC)
         for index, poller in enumerate(pollers):
-            self._scheduler.add_job(
-                run_poll,
-                IntervalTrigger(seconds=interval, timezone=UTC),
-                id=f"poll-{index}-{poller.target.name}",
-                name=f"poll {poller.target.name}",
-                next_run_time=now,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=max(1, int(interval)),
-                args=(poller, self._in_flight),
-            )
+            every = interval_of(poller.target) if interval_of is not None else interval
+            self._add(index, poller, every, now)
         for index, other in enumerate(others):
             self._scheduler.add_job(
                 run_guarded,
@@ -87,6 +84,19 @@ class PollScheduler:
                 misfire_grace_time=max(1, int(other.interval)),
                 args=(other.run, other.name, self._in_flight),
             )
+
+    def _add(self, index: int, poller: TargetPoller, interval: float, now: datetime) -> None:
+        self._scheduler.add_job(
+            run_poll,
+            IntervalTrigger(seconds=interval, timezone=UTC),
+            id=f"poll-{index}-{poller.target.name}",
+            name=f"poll {poller.target.name}",
+            next_run_time=now,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(interval)),
+            args=(poller, self._in_flight),
+        )
 
     def start(self) -> None:
         """Start polling; must be called from within the running event loop."""

@@ -6,8 +6,9 @@ result of one complete poll or of the one before it: never a mix, never a partia
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
@@ -15,6 +16,8 @@ from exporter.api.jobs import RunningJob
 from exporter.config import Target
 from exporter.polling.aggregation import GroupAggregate, GroupKey
 from exporter.polling.run_times import RunTimes
+
+log = logging.getLogger("exporter.poller")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,8 @@ class Snapshot:
     top_jobs: tuple[RunningJob, ...] = ()
     # Per quota, how long its running jobs had run at the poll, see ``polling.run_times``.
     run_times: Mapping[str, RunTimes] = field(default_factory=dict)
+    # Projects summed into project="__other__" (metrics.max_projects_per_quota).
+    folded_projects: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,11 @@ class SnapshotStore:
             {target: TargetStatus(target) for target in targets}
         )
         self._generation = 0
+        self._on_success: list[Callable[[TargetStatus], None]] = []
+
+    def on_success(self, listener: Callable[[TargetStatus], None]) -> None:
+        """Call ``listener`` with each newly published good status (e.g. to render it now)."""
+        self._on_success.append(listener)
 
     @property
     def generation(self) -> int:
@@ -99,6 +109,12 @@ class SnapshotStore:
                 last_poll=snapshot.completed_at,
             ),
         )
+        for listener in self._on_success:
+            try:
+                listener(self._statuses[target])
+            except Exception:
+                # What a listener does with a status never undoes its publication.
+                log.exception("a listener of published snapshots failed")
 
     def publish_failure(self, target: Target, failure: PollFailure | None = None) -> None:
         """Mark the target down; its last good snapshot stays until a policy drops it."""

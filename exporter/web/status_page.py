@@ -82,7 +82,10 @@ class StatusPage:
 
     def html(self) -> bytes:
         now = self._clock()
-        rows = "".join(target_row(s, now, self._interval) for s in self._store.statuses())
+        rows = "".join(
+            target_row(s, now, s.target.poll.interval if s.target.poll else self._interval)
+            for s in self._store.statuses()
+        )
         return (
             "<!DOCTYPE html>\n<html><head><title>MaxCompute Exporter</title>\n"
             "<style>td,th{padding:2px 8px;text-align:left;border-bottom:1px solid #ddd}</style>"

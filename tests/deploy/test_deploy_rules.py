@@ -24,6 +24,7 @@ RULES_TEST = PROMETHEUS_DIR / "rules_test.yml"
 RUNBOOK = ROOT / "deploy" / "README.md"
 PROMETHEUS_CONFIGS = [
     PROMETHEUS_DIR / "prometheus.yml",
+    PROMETHEUS_DIR / "prometheus-ha.yml",
     ROOT / "deploy" / "compose" / "prometheus.yml",
 ]
 RUNBOOK_PREFIX = (
@@ -109,7 +110,7 @@ def test_promtool_test_rules():
     assert "SUCCESS" in result.stdout
 
 
-@pytest.mark.parametrize("config", PROMETHEUS_CONFIGS, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("config", PROMETHEUS_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_promtool_check_config(config):
     result = run(promtool(), "check", "config", config)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -235,16 +235,21 @@ def test_check_config_accepts_every_source_without_contacting_any(tmp_path: Path
         listener.listen()
         url = f"http://127.0.0.1:{listener.getsockname()[1]}"
         config = tmp_path / "config.yaml"
+        # Each its own quota: the same jobs read with other credentials would draw a warning.
         config.write_text(
             "targets:\n"
-            "  - {region: cn-hangzhou, labels: {n: '1'}}\n"
-            "  - {region: cn-hangzhou, labels: {n: '2'}, credentials: {type: credentials_uri,"
+            "  - {region: cn-hangzhou, labels: {n: '1'}, quotas: [q1]}\n"
+            "  - {region: cn-hangzhou, labels: {n: '2'}, quotas: [q2], credentials: {"
+            "type: credentials_uri,"
             f" uri: '{url}/credentials'}}}}\n"
-            f"  - {{region: cn-hangzhou, labels: {{n: '3'}}, credentials: {{type: ram_role_arn,"
+            f"  - {{region: cn-hangzhou, labels: {{n: '3'}}, quotas: [q3], credentials: {{"
+            "type: ram_role_arn,"
             f" access_key_id: a, access_key_secret: s, role_arn: '{ROLE}',"
             f" sts_endpoint: '{url}'}}}}\n"
-            "  - {region: cn-hangzhou, labels: {n: '4'}, credentials: {type: ecs_ram_role}}\n"
-            "  - {region: cn-hangzhou, labels: {n: '5'}, credentials: {type: profile}}\n",
+            "  - {region: cn-hangzhou, labels: {n: '4'}, quotas: [q4],"
+            " credentials: {type: ecs_ram_role}}\n"
+            "  - {region: cn-hangzhou, labels: {n: '5'}, quotas: [q5],"
+            " credentials: {type: profile}}\n",
             encoding="utf-8",
         )
         result = run_exporter(

@@ -105,14 +105,18 @@ class BrokenCollector(Collector):
     def collect(self) -> Iterator:
         raise RuntimeError("a bug in a collector")
 
+    def families_for(self, statuses) -> list:
+        raise RuntimeError("a bug in a collector")
+
     def describe(self) -> Iterator:
         return iter(())
 
 
 def test_a_job_rendering_failure_still_serves_the_self_metrics(caplog) -> None:
     store = SnapshotStore((PROD, TEST))
-    renderer, metrics = renderer_for(store)
-    metrics.job_registry.register(BrokenCollector())
+    metrics = ExporterMetrics(store, (PROD, TEST), ("account",), 60.0, process_metrics=False)
+    metrics.job_collectors += (BrokenCollector(),)
+    renderer = MetricsRenderer(store, metrics)
     text = renderer.render().decode()
     assert "maxcompute_running_jobs" not in text
     assert 'maxcompute_up{account="prod",region="cn-hangzhou"} 0.0' in text

@@ -176,11 +176,11 @@ def test_config_key_defaults_to_off_and_is_validated() -> None:
         assert str(caught.value) == (
             f"metrics.top_jobs: expected a whole number from 0 to 100, got {shown}"
         )
-    with pytest.raises(
-        ConfigError,
-        match=r"^metrics.top: unknown key \(known keys: job_changes, queue_wait_buckets, "
-        r"run_time_buckets, top_jobs\)$",
-    ):
+    known = (
+        r"job_changes, max_projects_per_quota, max_quotas_per_target, queue_wait_buckets, "
+        r"run_time_buckets, top_jobs"
+    )
+    with pytest.raises(ConfigError, match=rf"^metrics.top: unknown key \(known keys: {known}\)$"):
         parse("targets: [{region: cn-beijing}]\nmetrics: {top: 5}")
     with pytest.raises(ConfigError, match=r"^targets\[0\]\.labels\.owner: expected a label name"):
         parse("targets: [{region: cn-beijing, labels: {owner: me}}]")

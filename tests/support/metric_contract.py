@@ -21,6 +21,8 @@ CONTRACT_METRICS = {
     "maxcompute_exporter_progress_out_of_range_total",
     "maxcompute_exporter_poll_errors_total",
     "maxcompute_exporter_build_info",
+    "maxcompute_exporter_series",
+    "maxcompute_exporter_folded_projects",
 } | {f"maxcompute_exporter_poll_duration_seconds_{s}" for s in ("bucket", "sum", "count")}
 
 # The per-job view: served only with metrics.top_jobs above 0.

@@ -1,11 +1,11 @@
-"""A real Prometheus server on loopback, scraping one exporter, and waiting on it."""
+"""A real Prometheus server on loopback, scraping exporters (one, or an HA pair), and waiting."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,12 @@ SCRAPE_JOB = "maxcompute-exporter"  # the rules select job="maxcompute-exporter"
 
 
 class Prometheus:
-    """A real ``prometheus`` server on a free loopback port, scraping one exporter."""
+    """A real ``prometheus`` server on a free loopback port, scraping one exporter or more."""
 
     def __init__(
         self,
         workdir: Path,
-        exporter_address: str,
+        exporter_address: str | Sequence[str],
         rules: Path,
         alertmanager_address: str | None = None,
     ) -> None:
@@ -48,7 +48,13 @@ class Prometheus:
                 {
                     "job_name": SCRAPE_JOB,
                     "metrics_path": "/metrics",
-                    "static_configs": [{"targets": [exporter_address]}],
+                    "static_configs": [
+                        {
+                            "targets": [exporter_address]
+                            if isinstance(exporter_address, str)
+                            else list(exporter_address)
+                        }
+                    ],
                 }
             ],
         }

@@ -87,6 +87,7 @@ class Stack:
         simulator: ApiSimulator,
         settings: PollSettings = FAST,
         credentials: Credentials | CredentialSpec = KEY,
+        **poller_options: int,
     ) -> None:
         self.clock = Clock()
         target = make_target(simulator.url, credentials=credentials)
@@ -101,7 +102,10 @@ class Stack:
             process_metrics=False,
         )
         self.renderer = MetricsRenderer(self.store, metrics)
-        self.poller = TargetPoller(target, settings, self.store, metrics.polls, clock=self.clock)
+        # poller_options: top_jobs, max_projects_per_quota, max_quotas (metrics settings).
+        self.poller = TargetPoller(
+            target, settings, self.store, metrics.polls, clock=self.clock, **poller_options
+        )
 
     def scrape(self) -> dict[tuple, float]:
         out = {}

@@ -150,19 +150,54 @@ def test_job_exposition_is_rendered_once_per_published_snapshot() -> None:
     assert renderer.job_exposition() is first
     store.publish_success(PROD, snapshot(job_record("a"), job_record("b")))
     assert renderer.job_exposition() is not first
-    assert b"maxcompute_running_jobs{" in renderer.job_exposition()
+    assert b"maxcompute_running_jobs{" in b"".join(renderer.job_exposition())
+
+
+def test_the_job_exposition_assembled_per_target_is_what_one_render_of_all_writes() -> None:
+    from prometheus_client import generate_latest
+
+    store = SnapshotStore((PROD, OTHER))
+    metrics = ExporterMetrics(
+        store, (PROD, OTHER), ("account",), 60.0, process_metrics=False, top_jobs=2
+    )
+    renderer = MetricsRenderer(store, metrics)
+    store.publish_success(PROD, snapshot(job_record("a"), job_record("b", project="p2")))
+    store.publish_success(OTHER, snapshot(job_record("c", quota="q2", progress=0.0)))
+    assert b"".join(renderer.job_exposition()) == generate_latest(metrics.job_registry)
+    store.publish_failure(PROD)  # still served (no staleness limit): same bytes
+    assert b"".join(renderer.job_exposition()) == generate_latest(metrics.job_registry)
+
+
+def test_a_publication_renders_only_its_own_target_again(monkeypatch) -> None:
+    from exporter.metrics import job_chunks
+
+    store = SnapshotStore((PROD, OTHER))
+    metrics = ExporterMetrics(store, (PROD, OTHER), ("account",), 60.0, process_metrics=False)
+    renderer = MetricsRenderer(store, metrics)
+    store.publish_success(PROD, snapshot(job_record("a")))
+    store.publish_success(OTHER, snapshot(job_record("b")))
+    renderer.render()
+    rendered: list[int] = []
+    original = job_chunks.family_texts
+    monkeypatch.setattr(
+        job_chunks, "family_texts", lambda families: rendered.append(1) or original(families)
+    )
+    store.publish_success(OTHER, snapshot(job_record("b"), job_record("c")))
+    assert b'maxcompute_running_jobs{account="",' in renderer.render()
+    assert rendered == [1]  # OTHER's families; PROD's chunks came from the cache
 
 
 def test_gzip_body_is_one_gzip_member_holding_exactly_the_plain_body() -> None:
     import gzip
     import zlib
 
-    store = SnapshotStore((PROD,))
-    metrics = ExporterMetrics(store, (PROD,), ("account",), 60.0, process_metrics=False)
+    store = SnapshotStore((PROD, OTHER))
+    metrics = ExporterMetrics(store, (PROD, OTHER), ("account",), 60.0, process_metrics=False)
     renderer = MetricsRenderer(store, metrics)
     store.publish_success(
         PROD, snapshot(*(job_record(f"j{n}", project=f"p{n}") for n in range(50)))
     )
+    store.publish_success(OTHER, snapshot(*(job_record(f"k{n}", quota="q2") for n in range(9))))
     for _ in range(2):  # the second time from the cached compressor state
         compressed = renderer.render_gzip()
         # A single-member decoder (what curl and httpx use) sees the whole body.
@@ -170,3 +205,15 @@ def test_gzip_body_is_one_gzip_member_holding_exactly_the_plain_body() -> None:
         assert single.decompress(compressed) == renderer.render()
         assert single.eof and single.unused_data == b""
         assert gzip.decompress(compressed) == renderer.render()
+
+
+def test_a_scrape_never_queues_behind_another_one_rendering_a_new_state() -> None:
+    store = SnapshotStore((PROD,))
+    metrics = ExporterMetrics(store, (PROD,), ("account",), 60.0, process_metrics=False)
+    renderer = MetricsRenderer(store, metrics)
+    store.publish_success(PROD, snapshot(job_record("a")))
+    before = renderer.job_exposition()
+    store.publish_success(PROD, snapshot(job_record("a"), job_record("b")))
+    with renderer._lock:  # another scrape is rendering the new state
+        assert renderer.job_exposition() is before
+    assert renderer.job_exposition() is not before

@@ -126,7 +126,7 @@ def test_durations(text: str, seconds: float) -> None:
         (
             "targets: [{region: cn-beijing, quota: [a]}]",
             "targets[0].quota: unknown key (known keys: credentials, endpoint, labels, owners,"
-            " quotas, region)",
+            " poll, quotas, region)",
         ),
         (
             "targets: [{region: Hangzhou}]",
@@ -174,9 +174,9 @@ def test_durations(text: str, seconds: float) -> None:
             "targets[0].labels.env: expected a string (quote it in YAML), got 1",
         ),
         (
-            "targets: [{region: cn-beijing}, {region: cn-beijing}]",
-            "targets[1]: expected region and labels different from targets[0] (add a label such"
-            " as account to tell them apart)",
+            "targets: [{region: cn-beijing}, {region: cn-beijing, quotas: [a]}]",
+            "targets[1]: expected region and labels different from targets[0] (their series"
+            " would be the same; add a label such as account to tell them apart)",
         ),
         (
             "targets: [{region: cn-beijing}]\npoll: {interval: 60}",

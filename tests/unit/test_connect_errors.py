@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from exporter.api.connect_errors import describe_transport_error
+from tests.support import tools
 from tests.support.tools import free_port
 
 UNRESOLVABLE = "maxcompute.cn-hangzou.invalid"  # RFC 6761: .invalid never resolves
@@ -22,10 +23,8 @@ UNRESOLVABLE = "maxcompute.cn-hangzou.invalid"  # RFC 6761: .invalid never resol
 @pytest.fixture
 def silent_port() -> Iterator[int]:
     """A port that accepts connections and never answers."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(8)
-        yield sock.getsockname()[1]
+    with tools.silent_port() as port:
+        yield port
 
 
 @pytest.fixture

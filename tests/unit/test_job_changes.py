@@ -146,10 +146,8 @@ def test_counters_and_histograms_after_a_baseline_and_two_polls() -> None:
         labels("adhoc", "bi"): 0.0,
     }
     assert values_of(text, "maxcompute_job_queue_wait_seconds_count")[labels("etl")] == 0.0
-    generation = metrics.generation
     metrics.poll_published(PROD, TimeSlice(NOW + 60 - WINDOW, NOW + 60), [STEADY, QUEUED, FRESH])
     metrics.poll_published(PROD, TimeSlice(NOW + 120 - WINDOW, NOW + 120), [QUEUED, FRESH])
-    assert metrics.generation == generation + 2
     text = exposition(metrics)
     assert values_of(text, "maxcompute_jobs_started_total") == {
         labels("etl", "dw"): 2.0,
@@ -212,3 +210,21 @@ def test_a_reload_hands_the_tracker_on_and_the_new_counters_count_from_zero() ->
     # A target the new configuration does not have is forgotten.
     tracker.retain([])
     assert after.tracked_jobs == 0
+
+
+def test_counters_name_the_first_projects_of_a_quota_and_count_later_ones_as_other() -> None:
+    """Per quota, the first ``max_projects`` projects seen keep counters of their own; a later
+    one counts under __other__, and a named one stays named, so no counter changes series."""
+    metrics = JobChangeMetrics((), 60.0, (60.0,), (300.0,), max_projects=2)
+    window = TimeSlice(NOW - WINDOW, NOW)
+    first = [job(f"j{n}", NOW - 50, NOW - 40, quota="etl", project=f"p{n}") for n in (1, 2, 3)]
+    metrics.poll_published(PROD, window, first)
+    later = TimeSlice(NOW + 60 - WINDOW, NOW + 60)
+    new = [job(f"k{n}", NOW + 10, NOW + 20, quota="etl", project=f"p{n}") for n in (1, 3, 4)]
+    metrics.poll_published(PROD, later, [*first, *new])
+    started = values_of(exposition(metrics), "maxcompute_jobs_started_total")
+    assert {dict(key)["project"]: value for key, value in started.items()} == {
+        "p1": 1.0,
+        "p2": 0.0,
+        "__other__": 2.0,  # p3 (seen third) and p4
+    }

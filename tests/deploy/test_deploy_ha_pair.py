@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
+from exporter.demo.quota_simulator import Level1Quota, QuotaCatalog, SubQuota
 from exporter.demo.simulator import ApiSimulator
 from tests.support.exporter_process import ExporterProcess
 from tests.support.exposition import samples
@@ -55,12 +56,37 @@ EXPECTED_ALERTS = {
     "MaxComputeJobRunningLong",
     "MaxComputeJobStuckAtZeroProgress",
     "MaxComputePollsFailing",
+    # The quota poll: etl_quota uses 90 of its 60 reserved CUs; the second target's fails.
+    "MaxComputeQuotaReservedCUExhausted",
+    "MaxComputeQuotaPollsFailing",
 }
+# The quota poll's view of the same quotas, so the capacity rules are compared too.
+QUOTAS = QuotaCatalog(
+    (
+        Level1Quota(
+            "prod_p",
+            (SubQuota("etl_quota", min_cu=60, max_cu=100), SubQuota("adhoc_quota", max_cu=50)),
+            min_cu=80,
+            max_cu=150,
+        ),
+    )
+)
+
+
+# Rates of the jobs-over-time counters: a fixed job list starts and finishes nothing, and a
+# short run has too few samples for increase(); their de-duplication has its promtool tests.
+HISTORY_GROUPS = {"maxcompute.jobs_over_time"}
 
 
 def recorded_names() -> list[str]:
     groups = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
-    return [rule["record"] for group in groups for rule in group["rules"] if "record" in rule]
+    return [
+        rule["record"]
+        for group in groups
+        if group["name"] not in HISTORY_GROUPS
+        for rule in group["rules"]
+        if "record" in rule
+    ]
 
 
 def without_instance(result: list[dict]) -> dict[tuple, float]:
@@ -76,7 +102,7 @@ def without_instance(result: list[dict]) -> dict[tuple, float]:
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory) -> Iterator[tuple[list[ExporterProcess], Prometheus, Prometheus]]:
     workdir = tmp_path_factory.mktemp("ha")
-    simulator = ApiSimulator(JOBS, credentials={KEY_ID: (SECRET, None)}).start()
+    simulator = ApiSimulator(JOBS, credentials={KEY_ID: (SECRET, None)}, quotas=QUOTAS).start()
     config = workdir / "config.yaml"
     config.write_text(
         "poll: {interval: 2s, timeout: 500ms, window: 12h}\n"
@@ -112,7 +138,12 @@ def test_two_replicas_expose_the_same_series(servers) -> None:
             if s.name.startswith("maxcompute_")
             and "timestamp" not in s.name
             and not s.name.startswith(
-                ("maxcompute_exporter_poll_duration", "maxcompute_exporter_api")
+                # Each replica's own progress: where its polls are now, not what it exports.
+                (
+                    "maxcompute_exporter_poll_duration",
+                    "maxcompute_exporter_api",
+                    "maxcompute_exporter_quota_",
+                )
             )
             and s.name != "maxcompute_exporter_request_rate"
         }
@@ -147,6 +178,8 @@ def test_the_rules_give_the_same_values_and_alerts_with_one_replica_or_two(serve
     for name in recorded_names():
         if "deriv" in name or "time_to_saturation" in name:
             continue  # need 10 evaluations of history: absent on both in a short run
+        if "plan_switch" in name:
+            continue  # only where a plan changed: never in a fixed catalog
         # Gauges of a fixed job list: the same value whenever it is read (up to the rounding
         # of averages over a different number of samples).
         paired, alone = (

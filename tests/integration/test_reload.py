@@ -160,7 +160,8 @@ def test_sighup_reads_the_web_config_again(tmp_path: Path) -> None:
     assert code == 0 and "Traceback" not in stderr
 
 
-def two_targets(simulator: ApiSimulator, changed_quotas: str = "") -> str:
+def two_targets(simulator: ApiSimulator, changed_quotas: str = ", quotas: [etl, adhoc]") -> str:
+    # The second target reads a subset of the first one's jobs (the same jobs twice are refused).
     return (
         f"targets:\n"
         f"  - {{region: cn-hangzhou, endpoint: '{simulator.url}', labels: {{account: keep}}}}\n"

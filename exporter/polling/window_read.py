@@ -28,7 +28,7 @@ from exporter.polling.page_checks import (
     expected_records,
     narrow_problem,
     pages_needed,
-    strays,
+    without_strays,
 )
 from exporter.polling.slices import (
     estimate_points,
@@ -156,7 +156,7 @@ class WindowReader:
         self._started += 1
         page = await self._fetch(piece, number)
         self._requests += page.requests
-        return page
+        return without_strays(piece, page)
 
     def _contradicts(self, piece: TimeSlice, pages: list[Page]) -> bool:
         """True if a job on ``pages`` was reported elsewhere with another submission time.
@@ -185,8 +185,6 @@ class WindowReader:
         total = page.total_count
         if page.records != expected_records(total, 1):
             self._again(piece, f"page holds {page.records} records, totalCount says {total}")
-        elif strays(piece, page):
-            self._again(piece, "a job submitted outside the slice asked for")
         elif self._contradicts(piece, [page]):
             self._again(piece, "an instanceId seen in two slices")
         elif total <= PAGE_SIZE:

@@ -9,13 +9,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from exporter.api.errors import ApiError
-from exporter.api.pages import Page, TimeSlice
-from exporter.api.ratelimit import AdaptiveRate, RateLimiter
+from exporter.api.pages import EVERY_JOB, JobFilter, Page, TimeSlice
+from exporter.api.ratelimit import INITIAL_IN_FLIGHT, AdaptiveRate, InFlightLimit, RateLimiter
 from exporter.config import PollSettings
 
 RETRY_BACKOFF_CAP_SECONDS = 10.0
 
-FetchPage = Callable[[TimeSlice, int], Awaitable[Page]]
+FetchPage = Callable[[TimeSlice, int, JobFilter], Awaitable[Page]]
 
 
 class PacedRetries:
@@ -25,10 +25,13 @@ class PacedRetries:
         self._fetch_page = fetch_page
         self._settings = settings
         self.rate = AdaptiveRate(settings.rate_limit)
-        self._limiter = RateLimiter(self.rate, burst=settings.page_concurrency)
+        self._limiter = RateLimiter(
+            self.rate, burst=min(settings.page_concurrency, INITIAL_IN_FLIGHT)
+        )
+        self.in_flight = InFlightLimit(self.rate, settings.page_concurrency)
         self._random = random.Random()
 
-    async def fetch(self, piece: TimeSlice, page_number: int) -> Page:
+    async def fetch(self, piece: TimeSlice, page_number: int, part: JobFilter = EVERY_JOB) -> Page:
         """One page; throttling, 5xx, timeouts and dropped connections are retried.
 
         Backoff is exponential with full jitter (AWS's "Exponential Backoff and Jitter"), and
@@ -38,21 +41,27 @@ class PacedRetries:
         """
         settings = self._settings
         for attempt in range(settings.retries + 1):
+            await self.in_flight.acquire()
             # Scheduled now, at the rate as it is now: a throttle of it says nothing about a
             # rate cut while it waited for its slot.
             scheduled_at = time.monotonic()
-            limited = await self._limiter.acquire()
             try:
-                page = await self._fetch_page(piece, page_number)
+                limited = await self._limiter.acquire()
+                sent_at = time.monotonic()
+                page = await self._fetch_page(piece, page_number, part)
+                self.in_flight.observe(time.monotonic() - sent_at)
             except ApiError as error:
                 if error.reason == "throttled":
                     self.rate.on_throttled(scheduled_at, time.monotonic())
                 if not error.retryable or attempt == settings.retries:
                     raise
-                await asyncio.sleep(self._backoff(attempt, error.retry_after))
-                continue
-            self.rate.on_success(limited, time.monotonic())
-            return replace(page, requests=attempt + 1)
+                retry_after = error.retry_after
+            else:
+                self.rate.on_success(limited, time.monotonic())
+                return replace(page, requests=attempt + 1)
+            finally:
+                self.in_flight.release()
+            await asyncio.sleep(self._backoff(attempt, retry_after))
         raise AssertionError("unreachable")
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:

@@ -3,14 +3,20 @@
 A job source for the simulator (``ApiSimulator(jobs=ChurningJobs(...))``): called with the
 current time, it returns the jobs running at that time, listed by submission time. Finishing and
 submitting are two Poisson processes, seeded, so a run can be repeated; ``burst`` adds many jobs
-submitted in the same second, as a scheduler firing at midnight does.
+submitted in the same second, as a scheduler firing at midnight does, and a third process starts
+queued jobs of that second while it runs. Jobs of one second are listed in no meaningful order
+(by a hash of their id), so a job that starts late lands anywhere among them, as nothing says
+the service does otherwise.
 """
 
 from __future__ import annotations
 
+import bisect
 import random
 import threading
+import zlib
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 QUOTAS = ("etl_quota", "adhoc_quota", "ml_quota")
@@ -25,6 +31,8 @@ class Churn:
     finish_per_second: float = 0.0
     submit_per_second: float = 0.0
     descending: bool = False
+    # Queued jobs of the last burst's second that start running, per second.
+    queued_per_second: float = 0.0
 
 
 class ChurningJobs:
@@ -43,12 +51,18 @@ class ChurningJobs:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._jobs: dict[str, dict] = {}
+        # Listing keys and jobs, kept in listing order as jobs come and go: a change costs a
+        # bisection, not a sort of the whole list (a tenant of 30 000 moving 30 times a second).
+        self._keys: list[tuple[int, int, str]] = []
+        self._rows: list[dict] = []
         self._serial = 0
         self._listing: list[dict] | None = None
         for _ in range(running):
             self._add(int(start) - self._rng.randrange(spread))
         self._next_finish = start + self._gap(churn.finish_per_second)
         self._next_submit = start + self._gap(churn.submit_per_second)
+        self._next_queued = start + self._gap(churn.queued_per_second)
+        self._burst: tuple[int, Sequence[tuple[str, str]]] | None = None  # second, combinations
         self.finished = 0
         self.submitted = 0
         # (time, running, finished so far, submitted so far) after each event: recent only.
@@ -58,39 +72,75 @@ class ChurningJobs:
     def _gap(self, per_second: float) -> float:
         return self._rng.expovariate(per_second) if per_second > 0 else float("inf")
 
-    def _add(self, submitted: int) -> None:
+    def _add(self, submitted: int, combination: tuple[str, str] | None = None) -> None:
         self._serial += 1
         slot = self._serial
         instance_id = f"{submitted}{slot:07d}churn"
+        quota, owner = combination or (QUOTAS[slot % len(QUOTAS)], OWNERS[slot % len(OWNERS)])
         self._jobs[instance_id] = {
             "instanceId": instance_id,
-            "jobOwner": OWNERS[slot % len(OWNERS)],
+            "jobOwner": owner,
             "project": PROJECTS[slot % len(PROJECTS)],
-            "quotaNickname": QUOTAS[slot % len(QUOTAS)],
+            "quotaNickname": quota,
             "cuSnapshot": round(0.001 + (slot % 7) / 1000, 4),
             "memorySnapshot": round(0.002 + (slot % 5) / 1000, 4),
             "submittedAtTime": submitted,
             "runningAtTime": submitted,
             "progress": round((slot % 10) / 10, 1),
         }
+        key = self._key(instance_id, submitted)
+        index = bisect.bisect(self._keys, key)
+        self._keys.insert(index, key)
+        self._rows.insert(index, self._jobs[instance_id])
         self._listing = None
 
-    def burst(self, second: int, count: int) -> None:
-        """``count`` jobs submitted in the same ``second``."""
+    @staticmethod
+    def _key(instance_id: str, submitted: int) -> tuple[int, int, str]:
+        # Within a second, no meaningful order: a hash of the id.
+        return (submitted, zlib.crc32(instance_id.encode()), instance_id)
+
+    def _finish_one(self) -> None:
+        """A running job, chosen at random, finishes."""
+        index = self._rng.randrange(len(self._rows))
+        job = self._rows.pop(index)
+        del self._keys[index]
+        del self._jobs[job["instanceId"]]
+        self._listing = None
+
+    def burst(self, second: int, count: int, combinations: Sequence[tuple[str, str]] = ()) -> None:
+        """``count`` jobs submitted in the same ``second``, of ``combinations`` (quota, owner)
+        in turn (the usual spread when none are given); queued jobs of it start from now on."""
+        combinations = tuple(combinations)
         with self._lock:
-            for _ in range(count):
-                self._add(second)
+            for index in range(count):
+                self._add(second, combinations[index % len(combinations)] if combinations else None)
+            if self._burst is not None and self._burst[0] == second:
+                combinations = (*self._burst[1], *combinations)
+            self._burst = (second, combinations)
+            # Running from the last event on (``bounds`` counts from the history).
+            last_at = self.history[-1][0]
+            self.history.append((last_at, len(self._jobs), self.finished, self.submitted))
+
+    def schedulers_burst(self, second: int, count: int, owners: int) -> None:
+        """``count`` jobs in one ``second`` as schedulers fire them at the top of the hour: four
+        fifths spread over ``owners`` owners in each quota, a fifth of one robot in one quota."""
+        spread = [(quota, f"RAM$team{n:02d}:scheduler") for quota in QUOTAS for n in range(owners)]
+        robot = count // 5
+        self.burst(second, count - robot, spread)
+        self.burst(second, robot, [(QUOTAS[0], "RAM$etl:robot")])
 
     def advance(self, now: float) -> None:
         """Apply every finish and submission due up to ``now`` (time never runs back)."""
         churn = self.churn
-        while min(self._next_finish, self._next_submit) <= now:
-            if self._next_finish <= self._next_submit:
+        while min(self._next_finish, self._next_submit, self._next_queued) <= now:
+            if self._next_queued <= min(self._next_finish, self._next_submit):
+                event_at = self._next_queued
+                self._start_queued()
+                self._next_queued += self._gap(churn.queued_per_second)
+            elif self._next_finish <= self._next_submit:
                 event_at = self._next_finish
                 if self._jobs:
-                    victim = self._rng.choice(list(self._jobs))
-                    del self._jobs[victim]
-                    self._listing = None
+                    self._finish_one()
                     self.finished += 1
                 self._next_finish += self._gap(churn.finish_per_second)
             else:
@@ -100,14 +150,24 @@ class ChurningJobs:
                 self._next_submit += self._gap(churn.submit_per_second)
             self.history.append((event_at, len(self._jobs), self.finished, self.submitted))
 
+    def _start_queued(self) -> None:
+        """A queued job of the last burst's second starts running (counted as submitted)."""
+        if self._burst is None:
+            return
+        second, combinations = self._burst
+        self._add(second, self._rng.choice(combinations) if combinations else None)
+        self.submitted += 1
+
     def bounds(self, start: float, end: float) -> tuple[int, int]:
         """Fewest jobs that can have run throughout [start, end], most that ran at some point.
 
         Only events applied so far count: call ``advance(end)`` first.
         """
         with self._lock:
-            before = [h for h in self.history if h[0] <= start] or [self.history[0]]
-            after = [h for h in self.history if h[0] <= end] or [self.history[0]]
+            # Before the list began, it was as it began (bursts included).
+            began = self.history[0][0]
+            before = [h for h in self.history if h[0] <= max(start, began)]
+            after = [h for h in self.history if h[0] <= max(end, began)]
         _, running, finished, submitted = before[-1]
         _, _, finished_end, submitted_end = after[-1]
         return running - (finished_end - finished), running + (submitted_end - submitted)
@@ -117,11 +177,7 @@ class ChurningJobs:
         with self._lock:
             self.advance(now)
             if self._listing is None:
-                self._listing = sorted(
-                    self._jobs.values(),
-                    key=lambda job: (job["submittedAtTime"], job["instanceId"]),
-                    reverse=self.churn.descending,
-                )
+                self._listing = self._rows[::-1] if self.churn.descending else list(self._rows)
             return self._listing
 
     def ids(self) -> set[str]:

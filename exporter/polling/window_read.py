@@ -65,7 +65,13 @@ class WindowReader:
         self._allowed = allowed
         self._concurrency = concurrency
         self._request_cap = request_cap
-        self._queue: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
+        # (0 for a dense second's steps, else 1; order of arrival; the step): a dense second's
+        # counts and parts are asked for together, before what was queued, so little moves
+        # between the counts that must add up.
+        self._queue: asyncio.PriorityQueue[tuple[int, int, Callable[[], Awaitable[None]]]] = (
+            asyncio.PriorityQueue()
+        )
+        self._arrivals = 0
         self._done: dict[TimeSlice, SliceRead] = {}
         self._owner: dict[str, TimeSlice] = {}
         self._submitted: dict[str, int] = {}
@@ -99,7 +105,7 @@ class WindowReader:
         # The first poll's single slice is a survey, not a plan that turned out too small.
         self._survey = plan == [window]
         for piece in plan:
-            self._queue.put_nowait(lambda piece=piece: self._read_slice(piece, grew=False))
+            self._enqueue(lambda piece=piece: self._read_slice(piece, grew=False))
         try:
             async with asyncio.TaskGroup() as group:
                 workers = [group.create_task(self._work()) for _ in range(self._concurrency)]
@@ -114,7 +120,7 @@ class WindowReader:
 
     async def _work(self) -> None:
         while True:
-            item = await self._queue.get()
+            _, _, item = await self._queue.get()
             try:
                 await item()
             finally:
@@ -150,8 +156,9 @@ class WindowReader:
                     self._again(owner, "an instanceId seen in two slices")
         return clash
 
-    def _enqueue(self, item: Callable[[], Awaitable[None]]) -> None:
-        self._queue.put_nowait(item)
+    def _enqueue(self, item: Callable[[], Awaitable[None]], *, urgent: bool = False) -> None:
+        self._arrivals += 1
+        self._queue.put_nowait((0 if urgent else 1, self._arrivals, item))
 
     async def _read_slice(self, piece: TimeSlice, grew: bool) -> None:
         page = await self._get(piece, 1)
@@ -209,7 +216,7 @@ class WindowReader:
             seen,
             self._allowed,
             get=self._get,
-            enqueue=self._enqueue,
+            enqueue=lambda item: self._enqueue(item, urgent=True),
             done=lambda reads: self._accept_dense(piece, reads, grew),
         ).start()
 

@@ -66,7 +66,7 @@ def burst_of(combinations: dict[tuple[str, str], int]) -> RunningList:
 async def test_a_burst_over_many_owners_is_read_exactly_by_one_request_per_part() -> None:
     combos = {("etl", f"owner{n:02d}"): 6 for n in range(30)} | {("adhoc", "alice"): 12}
     listing = burst_of(combos)
-    first = await read(listing)  # no plan yet: sampled, cut, read in parts
+    first = await read(listing)  # no plan yet: read whole, forward then backward
     assert ids(first) == sorted(listing.jobs)
     listing.requests.clear()
     second = await read(listing, ReadPlan.after(first))
@@ -74,8 +74,8 @@ async def test_a_burst_over_many_owners_is_read_exactly_by_one_request_per_part(
     assert second.approximate == 0
     dense = [n for piece, n in listing.requests if piece.contains(BURST) and piece.width <= 3]
     # 192 jobs in parts of at most 16 (two owners of 6, or adhoc's 12): 16 parts, 1 request
-    # each, and the slice's first page before and its count after them; nothing read twice.
-    assert len(dense) == 16 + 2
+    # each; the slice's first page, its count just before them and just after; no page twice.
+    assert len(dense) == 16 + 3
     assert all(number == 1 for number in dense)
 
 

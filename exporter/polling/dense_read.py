@@ -1,12 +1,11 @@
 """One dense slice: too narrow to cut by time, more than a page of jobs. Read in parts.
 
-The slice is cut by quota and owner (``burst_parts``) from what the last poll saw in it and
-what its first answer shows; with nothing seen yet, it is read whole both ways (``burst_read``),
-which shows the next poll every quota and owner in it. Each part that fits a page is read by
-one request; a part that does not is read both ways (``burst_read``). The cut
-is complete when the parts' ``totalCount`` add up to the slice's, read just before or just
-after them (counted once more when jobs moved meanwhile); otherwise the whole slice is read
-both ways and the jobs no part covers are added.
+The slice is cut by quota and owner (``burst_parts``) from what the last poll saw in it and what
+its first answer shows; with nothing seen yet, it is read whole both ways (``burst_read``), which
+shows the next poll every quota and owner in it. Each part that fits a page is read by one
+request, a part that does not both ways. The cut is complete when the parts' ``totalCount`` add
+up to the slice's, counted just before or just after them (once more when jobs moved
+meanwhile); otherwise the whole slice is read both ways and the jobs no part covers are added.
 Never a failure: a part read both ways is published, counted as approximate when it moved.
 """
 

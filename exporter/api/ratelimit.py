@@ -155,8 +155,11 @@ class InFlightLimit:
 
     def release(self) -> None:
         self.in_flight -= 1
-        # Wake as many waiters as there is room for (the limit may have risen meanwhile).
+        # Wake as many waiters as there is room for (the limit may have risen meanwhile); a
+        # woken waiter leaves the line, so the next release wakes the ones behind it.
         room = self.limit - self.in_flight
-        for waiter in list(self._waiters)[: max(0, room)]:
+        while self._waiters and room > 0:
+            waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+                room -= 1

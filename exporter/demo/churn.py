@@ -35,6 +35,13 @@ class Churn:
     queued_per_second: float = 0.0
 
 
+class Listing(list):
+    """A listing that carries its bisection keys (``simulator_state.submission_index``), so the
+    simulator need not walk 30 000 jobs after each change to find them."""
+
+    submission_keys: tuple[list[int], bool]
+
+
 class ChurningJobs:
     """``running`` jobs at ``start``, submitted over the ``spread`` seconds before it."""
 
@@ -55,6 +62,7 @@ class ChurningJobs:
         # bisection, not a sort of the whole list (a tenant of 30 000 moving 30 times a second).
         self._keys: list[tuple[int, int, str]] = []
         self._rows: list[dict] = []
+        self._seconds: list[int] = []  # the rows' submission times, in the same order
         self._serial = 0
         self._listing: list[dict] | None = None
         for _ in range(running):
@@ -92,6 +100,7 @@ class ChurningJobs:
         index = bisect.bisect(self._keys, key)
         self._keys.insert(index, key)
         self._rows.insert(index, self._jobs[instance_id])
+        self._seconds.insert(index, submitted)
         self._listing = None
 
     @staticmethod
@@ -104,6 +113,7 @@ class ChurningJobs:
         index = self._rng.randrange(len(self._rows))
         job = self._rows.pop(index)
         del self._keys[index]
+        del self._seconds[index]
         del self._jobs[job["instanceId"]]
         self._listing = None
 
@@ -177,7 +187,13 @@ class ChurningJobs:
         with self._lock:
             self.advance(now)
             if self._listing is None:
-                self._listing = self._rows[::-1] if self.churn.descending else list(self._rows)
+                if self.churn.descending:
+                    listing = Listing(self._rows[::-1])
+                    listing.submission_keys = ([-t for t in reversed(self._seconds)], True)
+                else:
+                    listing = Listing(self._rows)
+                    listing.submission_keys = (self._seconds[:], False)
+                self._listing = listing
             return self._listing
 
     def ids(self) -> set[str]:

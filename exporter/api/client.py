@@ -21,7 +21,7 @@ from exporter.api.connect_errors import describe_transport_error
 from exporter.api.credentials import CredentialsError, credential_provider
 from exporter.api.errors import ApiError
 from exporter.api.outcomes import CONNECTION_ERROR, TIMEOUT, status_label
-from exporter.api.pages import Page, TimeSlice, parse_page
+from exporter.api.pages import EVERY_JOB, JobFilter, Page, TimeSlice, parse_page
 from exporter.api.ratelimit import AdaptiveRate
 from exporter.api.retries import PacedRetries
 from exporter.api.signing import RequestToSign, canonical_query, sign_request
@@ -107,16 +107,29 @@ class RunningJobsClient:
         """Requests per second the client now allows itself (learned from throttling)."""
         return self._retries.rate.rate
 
-    async def fetch_page_with_retries(self, piece: TimeSlice, page_number: int) -> Page:
+    async def fetch_page_with_retries(
+        self, piece: TimeSlice, page_number: int, part: JobFilter = EVERY_JOB
+    ) -> Page:
         """One page, paced at the learned rate; what can heal is retried (see ``PacedRetries``)."""
-        return await self._retries.fetch(piece, page_number)
+        return await self._retries.fetch(piece, page_number, part)
 
     async def aclose(self) -> None:
         await self._credentials.aclose()
         await self._http.aclose()
 
-    async def fetch_page(self, piece: TimeSlice, page_number: int) -> Page:
-        """One page of the jobs submitted in ``piece``, signed and validated."""
+    async def fetch_page(
+        self, piece: TimeSlice, page_number: int, part: JobFilter = EVERY_JOB
+    ) -> Page:
+        """One page of the jobs submitted in ``piece`` (of ``part`` only), signed and validated.
+
+        ``part``'s lists replace the target's own; a reader takes them from jobs the target's
+        filter let through, so they narrow it.
+        """
+        query = self._query(piece, page_number, part)
+        answer = await self.get(PATH, ACTION, query, self._on_request)
+        return parse_page(answer.status, answer.body, time.time(), answer.retry_after)
+
+    def _query(self, piece: TimeSlice, page_number: int, part: JobFilter) -> dict[str, str]:
         query = {
             "from": str(piece.start),
             "to": str(piece.end),
@@ -124,8 +137,11 @@ class RunningJobsClient:
             "pageSize": str(PAGE_SIZE),
             **self._filters,
         }
-        answer = await self.get(PATH, ACTION, query, self._on_request)
-        return parse_page(answer.status, answer.body, time.time(), answer.retry_after)
+        if part.owners:
+            query["jobOwnerList"] = ",".join(part.owners)
+        if part.quotas:
+            query["quotaNicknameList"] = ",".join(part.quotas)
+        return query
 
     async def call_with_retries(self, request: Callable[[], Awaitable[T]]) -> tuple[T, int]:
         """``request()`` paced at the shared learned rate and retried as a page is; (result,

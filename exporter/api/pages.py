@@ -51,6 +51,28 @@ class TimeSlice:
         return self.start <= second <= self.end
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class JobFilter:
+    """Which quotas and owners one request asks for (``quotaNicknameList``, ``jobOwnerList``).
+
+    An empty tuple leaves that list as the target's own filter. A dense second is cut into
+    parts by them; values never hold a comma (the lists are sent comma-joined).
+    """
+
+    quotas: tuple[str, ...] = ()
+    owners: tuple[str, ...] = ()
+
+    def matches(self, quota: str, owner: str) -> bool:
+        """True if a job of ``quota`` and ``owner`` passes this filter."""
+        return (not self.quotas or quota in self.quotas) and (
+            not self.owners or owner in self.owners
+        )
+
+
+# No filter beyond the target's own.
+EVERY_JOB = JobFilter()
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     """One validated response: the slice's ``totalCount`` and the page's records."""

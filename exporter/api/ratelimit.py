@@ -13,7 +13,10 @@ client, so each poll starts where the last one ended.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import time
+from collections import deque
 from collections.abc import Callable
 
 INITIAL_RATE = 50.0  # requests/s before anything is learned
@@ -21,6 +24,8 @@ MIN_RATE = 1.0
 DECREASE_FACTOR = 0.7  # CUBIC's beta, as the AWS SDKs use it
 CUBIC_SCALE = 0.4  # CUBIC's C, as the AWS SDKs use it
 MAX_PROBE_STEP_SECONDS = 1.0  # time that counts towards growth between two limited successes
+INITIAL_IN_FLIGHT = 4  # requests in flight before a latency is measured; the limiter's burst
+LATENCY_WEIGHT = 0.2  # weight of a new answer's latency in the moving average
 
 
 class AdaptiveRate:
@@ -102,3 +107,59 @@ class RateLimiter:
         if delay > 0:
             await asyncio.sleep(delay)
         return delay > 0
+
+
+class InFlightLimit:
+    """How many requests may be in flight at once: Little's law, the learned rate x latency.
+
+    Paced at ``rate`` requests/s, each answered in ``latency`` s, about rate x latency requests
+    are in flight at once: fewer would cap the rate below what the service allows (a fixed 4 in
+    flight at 100 ms caps it at 40/s), more would only wait for the pace. One more than that
+    covers the latency's jitter and the request waiting for its slot; never fewer than 1, nor
+    more than ``ceiling`` (``poll.page_concurrency``). Until a latency is measured it is
+    ``INITIAL_IN_FLIGHT``, then it follows the rate's slow start and its cuts.
+    """
+
+    def __init__(self, rate: AdaptiveRate, ceiling: int) -> None:
+        self._rate = rate
+        self.ceiling = max(1, ceiling)
+        self.latency: float | None = None  # seconds, a moving average of successful answers
+        self.in_flight = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def limit(self) -> int:
+        if self.latency is None:
+            return min(self.ceiling, INITIAL_IN_FLIGHT)
+        wanted = math.ceil(self._rate.rate * self.latency) + 1
+        return max(1, min(self.ceiling, wanted))
+
+    def observe(self, seconds: float) -> None:
+        """A successful answer took ``seconds``: fold it into the latency (EWMA)."""
+        if self.latency is None:
+            self.latency = seconds
+        else:
+            self.latency += LATENCY_WEIGHT * (seconds - self.latency)
+
+    async def acquire(self) -> None:
+        """Wait until one more request may be in flight, and count it."""
+        while self.in_flight >= self.limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+        self.in_flight += 1
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        # Wake as many waiters as there is room for (the limit may have risen meanwhile); a
+        # woken waiter leaves the line, so the next release wakes the ones behind it.
+        room = self.limit - self.in_flight
+        while self._waiters and room > 0:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                room -= 1

@@ -49,7 +49,8 @@ class PollSettings:
 
     interval: float = 60.0
     window: float = 86400.0
-    page_concurrency: int = 4
+    # The ceiling of requests in flight; below it Little's law sets them (rate x latency).
+    page_concurrency: int = 32
     timeout: float = 10.0
     retries: int = 3
     retry_backoff: float = 0.5

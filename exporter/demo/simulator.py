@@ -227,6 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--submit-rate", type=float, default=5.0, help="with --running: jobs/s")
     parser.add_argument("--descending", action="store_true", help="with --running: newest first")
     parser.add_argument(
+        "--burst", type=int, default=0, help="with --running: jobs submitted in one second"
+    )
+    parser.add_argument(
+        "--burst-owners", type=int, default=20, help="with --burst: owners per quota it spans"
+    )
+    parser.add_argument(
+        "--queued-rate", type=float, default=0.0, help="with --burst: its queued jobs starting/s"
+    )
+    parser.add_argument(
         "--rate-limit", type=float, help="answer Throttling.User above this many requests/s"
     )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per response")
@@ -247,8 +256,17 @@ def job_source(args: argparse.Namespace) -> JobSource | list[dict]:
     if args.running is not None:
         from exporter.demo.churn import Churn, ChurningJobs
 
-        churn = Churn(args.finish_rate, args.submit_rate, descending=args.descending)
-        return ChurningJobs(args.running, churn, start=time.time())
+        churn = Churn(
+            args.finish_rate,
+            args.submit_rate,
+            descending=args.descending,
+            queued_per_second=args.queued_rate,
+        )
+        now = time.time()
+        jobs = ChurningJobs(args.running - args.burst, churn, start=now)
+        if args.burst:
+            jobs.schedulers_burst(int(now) - 600, args.burst, args.burst_owners)
+        return jobs
     # Imported here: the demo workload is built on this module.
     from exporter.demo.workload import phased_workload
 

@@ -104,7 +104,10 @@ class SimulatorState:
         """
         with self.lock:
             if self.index_listing is not listing:
-                self.index_listing, self.index = listing, submission_index(listing)
+                # A listing that knows its keys (the churning one) says them.
+                known = getattr(listing, "submission_keys", None)
+                self.index_listing = listing
+                self.index = known if known is not None else submission_index(listing)
             index = self.index
         if index is None:
             return listing

@@ -90,12 +90,29 @@ class PollMetrics:
             registry=registry,
         )
 
+        self.last_poll_approximate_jobs = Gauge(
+            "maxcompute_exporter_last_poll_approximate_jobs",
+            "Jobs the last good poll read both ways in parts of a dense second (more than a "
+            "page of jobs by one quota and owner within two seconds) that moved while read: "
+            "each such part is within the jobs that started or finished during its read.",
+            target_labels,
+            registry=registry,
+        )
+        self.approximate_parts = Counter(
+            "maxcompute_exporter_approximate_parts",
+            "Parts of dense seconds read both ways that moved while read (published within "
+            "the jobs that started or finished during their read, never failing the poll).",
+            target_labels,
+            registry=registry,
+        )
+
     def _create_children(self, target: Target) -> None:
         values = self._labels(target)
         self.invalid_jobs.labels(*values)
         self.progress_out_of_range.labels(*values)
         self.poll_duration.labels(*values)
         self.slice_rereads.labels(*values)
+        self.approximate_parts.labels(*values)
         for reason in REASONS:
             self.poll_errors.labels(*values, reason)
 
@@ -119,5 +136,8 @@ class PollMetrics:
         self.request_rate.labels(*values).set(outcome.request_rate)
         if outcome.failure is not None:
             self.poll_errors.labels(*values, outcome.failure).inc()
+        else:
+            self.last_poll_approximate_jobs.labels(*values).set(outcome.approximate_jobs)
+        self.approximate_parts.labels(*values).inc(outcome.approximate_parts)
         self.invalid_jobs.labels(*values).inc(outcome.invalid_jobs)
         self.progress_out_of_range.labels(*values).inc(outcome.progress_out_of_range)

@@ -28,6 +28,9 @@ class PollOutcome:
     failure: str | None = None
     invalid_jobs: int = 0
     progress_out_of_range: int = 0
+    # Jobs read both ways in parts of dense seconds that moved while read, and those parts.
+    approximate_jobs: int = 0
+    approximate_parts: int = 0
 
 
 class PollObserver(Protocol):

@@ -10,19 +10,28 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from exporter.api.client import RunningJobsClient
 from exporter.api.errors import ApiError
+from exporter.api.pages import JobFilter
 from exporter.config import PollSettings, Target
 from exporter.config.model import DEFAULT_RUN_TIME_BUCKETS
 from exporter.polling.aggregation import MAX_QUOTAS_PER_TARGET, AggregateResult, aggregate
+from exporter.polling.burst_parts import Combination
 from exporter.polling.episode import Episode
 from exporter.polling.observer import PollObserver, PollOutcome
 from exporter.polling.project_fold import fold_projects
 from exporter.polling.run_times import RunTimeFold
-from exporter.polling.slices import TimeSlice, arrival_rate, plan_from_seen, slide_plan
+from exporter.polling.slices import (
+    MOVING_CAPACITY,
+    TimeSlice,
+    arrival_rate,
+    plan_from_seen,
+    slide_plan,
+)
 from exporter.polling.snapshot import PollFailure, Snapshot, SnapshotStore
 from exporter.polling.window_read import WindowRead, WindowReader
 
@@ -43,19 +52,31 @@ def request_cap(settings: PollSettings) -> int:
 
 @dataclass(frozen=True, slots=True)
 class ReadPlan:
-    """How the next poll cuts its window: last poll's slices, and how fast jobs arrived."""
+    """How the next poll cuts its window: last poll's slices, how fast jobs arrived, and the
+    (quota, owner) of the jobs of each second too dense for one page."""
 
     slices: tuple[TimeSlice, ...]
     head_jobs_per_second: float
+    dense: Mapping[int, Counter[Combination]] = field(default_factory=dict)
 
     @classmethod
     def after(cls, read: WindowRead) -> ReadPlan:
         submitted = [job.submitted_at for job in read.jobs()]
         slices = plan_from_seen(submitted, read.window, read.moving)
-        return cls(tuple(slices), arrival_rate(submitted, read.window.end))
+        return cls(tuple(slices), arrival_rate(submitted, read.window.end), dense_seconds(read))
 
     def for_window(self, window: TimeSlice) -> list[TimeSlice]:
         return slide_plan(self.slices, window, self.head_jobs_per_second)
+
+
+def dense_seconds(read: WindowRead) -> dict[int, Counter[Combination]]:
+    """Per second holding more jobs than a part of a page, its jobs by (quota, owner)."""
+    per_second = Counter(job.submitted_at for job in read.jobs())
+    dense: dict[int, Counter[Combination]] = defaultdict(Counter)
+    for job in read.jobs():
+        if per_second[job.submitted_at] > MOVING_CAPACITY:
+            dense[job.submitted_at][(job.quota, job.owner)] += 1
+    return dict(dense)
 
 
 class TargetPoller:
@@ -108,6 +129,8 @@ class TargetPoller:
             self._client.fetch_page_with_retries,
             concurrency=self._settings.page_concurrency,
             request_cap=request_cap(self._settings),
+            seen=self._plan.dense if self._plan else None,
+            allowed=JobFilter(tuple(self.target.quotas), tuple(self.target.owners)),
         )
         return await self._reader.read(window, plan)
 
@@ -160,7 +183,8 @@ class TargetPoller:
             # Where the jobs are is worth keeping even from a poll that did not finish: a first
             # poll too slow for its deadline makes the next one a planned (faster) read.
             rate = self._plan.head_jobs_per_second if self._plan else 0.0
-            self._plan = ReadPlan(tuple(self._reader.pieces), rate)
+            dense = self._plan.dense if self._plan else {}
+            self._plan = ReadPlan(tuple(self._reader.pieces), rate, dense)
         self._store.publish_failure(
             self.target, PollFailure(error.reason, str(error), self._clock())
         )
@@ -176,6 +200,8 @@ class TargetPoller:
             started,
             invalid_jobs=read.invalid,
             progress_out_of_range=result.progress_out_of_range,
+            approximate_jobs=read.approximate,
+            approximate_parts=read.approximate_parts,
         )
         folded = fold_projects(result.groups, self._max_projects)
         snapshot = Snapshot(
@@ -202,6 +228,7 @@ class TargetPoller:
                 "requests": read.requests,
                 "rereads": read.rereads,
                 "invalid": read.invalid,
+                "approximate": read.approximate,
                 "seconds": round(time.monotonic() - started, 3),
             },
         )

@@ -163,6 +163,12 @@ def plan_from_seen(
         if current_jobs and current_jobs + jobs > capacity and second >= current_start + 2:
             starts.append(second)
             current_start, current_jobs = second, 0
+        if jobs > PAGE_SIZE:
+            # Fenced in a slice of its own (where the window allows: ``slices_from_starts``
+            # drops a start too close), so the jobs beside it are not read with it.
+            starts.extend((second, second + 2))
+            current_start, current_jobs = second + 2, 0
+            continue
         current_jobs += jobs
     return slices_from_starts(starts, window)
 

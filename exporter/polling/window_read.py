@@ -1,11 +1,11 @@
 """One consistent read of a poll's window, as disjoint slices of submission time.
 
-Each slice is read atomically: by one request when its jobs fit in a page, or, for a slice too
-narrow to split, by reading all its pages twice and accepting only two identical reads (every
-job on both reads was running throughout the time between them, so together they are the
-slice's exact content at one instant). A slice that holds more than a page is cut, at estimated
-counts when pages were sampled, and its parts are read in turn. A job seen in two slices, or a
-page that contradicts its own ``totalCount``, makes those slices be read again.
+Each slice is read atomically by one request when its jobs fit in a page. A slice that holds
+more than a page is cut, at estimated counts when pages were sampled, and its parts are read in
+turn. A slice too narrow to cut (a dense second) is read in parts by quota and owner, each part
+atomically where it fits a page and both ways where it does not (``dense_read``): never a
+failure, its error bounded by the changes during that part's read. A job seen in two slices, or
+a page that contradicts its own ``totalCount``, makes those slices be read again.
 
 Work is a queue pulled by ``concurrency`` workers: nothing is created per page up front, and a
 poll never starts more than ``request_cap`` requests.
@@ -15,21 +15,21 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
 
 from exporter.api.errors import ApiError
-from exporter.api.jobs import RunningJob
-from exporter.api.pages import Page, TimeSlice
+from exporter.api.pages import EVERY_JOB, JobFilter, Page, TimeSlice
 from exporter.api.wire import PAGE_SIZE
+from exporter.polling.burst_parts import Combination
+from exporter.polling.burst_read import PartRead
+from exporter.polling.dense_read import DenseSliceRead
 from exporter.polling.page_checks import (
     check_tiling,
-    differ,
     expected_records,
-    narrow_problem,
     pages_needed,
-    strays,
+    without_strays,
 )
+from exporter.polling.read_result import SliceRead, WindowRead
 from exporter.polling.slices import (
     estimate_points,
     sample_pages,
@@ -40,62 +40,38 @@ from exporter.polling.slices import (
 MAX_SLICE_ATTEMPTS = 4
 
 
-FetchPage = Callable[[TimeSlice, int], Awaitable[Page]]
-
-
-@dataclass(frozen=True, slots=True)
-class SliceRead:
-    """The jobs of one slice, read atomically; ``grew`` if it held more than planned."""
-
-    piece: TimeSlice
-    jobs: tuple[RunningJob, ...]
-    invalid: int
-    grew: bool
-
-
-@dataclass(frozen=True, slots=True)
-class WindowRead:
-    """Every slice of a window, read consistently: the window's running jobs, each once."""
-
-    window: TimeSlice
-    slices: tuple[SliceRead, ...]
-    requests: int
-    rereads: int
-
-    def jobs(self) -> Iterator[RunningJob]:
-        for piece in self.slices:
-            yield from piece.jobs
-
-    @property
-    def invalid(self) -> int:
-        return sum(piece.invalid for piece in self.slices)
-
-    @property
-    def moving(self) -> list[TimeSlice]:
-        return [piece.piece for piece in self.slices if piece.grew]
-
-
-@dataclass
-class _NarrowRead:
-    """The two full reads of a slice too narrow to split, as their pages arrive."""
-
-    piece: TimeSlice
-    total: int
-    grew: bool
-    first: dict[int, Page] = field(default_factory=dict)
-    second: dict[int, Page] = field(default_factory=dict)
-    second_started: bool = False
-    pending: int = 0
+# ``fetch(piece, number)``, or ``fetch(piece, number, part)`` for a part of a dense second.
+FetchPage = Callable[..., Awaitable[Page]]
 
 
 class WindowReader:
-    """Reads one window; one instance per poll. ``read()`` raises ``ApiError`` on failure."""
+    """Reads one window; one instance per poll. ``read()`` raises ``ApiError`` on failure.
 
-    def __init__(self, fetch: FetchPage, *, concurrency: int, request_cap: int) -> None:
+    ``seen`` holds, per dense second of the last poll, its jobs by (quota, owner): where a dense
+    second is cut. ``allowed`` is the target's own filter, which every cut stays within.
+    """
+
+    def __init__(
+        self,
+        fetch: FetchPage,
+        *,
+        concurrency: int,
+        request_cap: int,
+        seen: Mapping[int, Counter[Combination]] | None = None,
+        allowed: JobFilter = EVERY_JOB,
+    ) -> None:
         self._fetch = fetch
+        self._seen = seen or {}
+        self._allowed = allowed
         self._concurrency = concurrency
         self._request_cap = request_cap
-        self._queue: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
+        # (0 for a dense second's steps, else 1; order of arrival; the step): a dense second's
+        # counts and parts are asked for together, before what was queued, so little moves
+        # between the counts that must add up.
+        self._queue: asyncio.PriorityQueue[tuple[int, int, Callable[[], Awaitable[None]]]] = (
+            asyncio.PriorityQueue()
+        )
+        self._arrivals = 0
         self._done: dict[TimeSlice, SliceRead] = {}
         self._owner: dict[str, TimeSlice] = {}
         self._submitted: dict[str, int] = {}
@@ -129,7 +105,7 @@ class WindowReader:
         # The first poll's single slice is a survey, not a plan that turned out too small.
         self._survey = plan == [window]
         for piece in plan:
-            self._queue.put_nowait(lambda piece=piece: self._read_slice(piece, grew=False))
+            self._enqueue(lambda piece=piece: self._read_slice(piece, grew=False))
         try:
             async with asyncio.TaskGroup() as group:
                 workers = [group.create_task(self._work()) for _ in range(self._concurrency)]
@@ -144,19 +120,22 @@ class WindowReader:
 
     async def _work(self) -> None:
         while True:
-            item = await self._queue.get()
+            _, _, item = await self._queue.get()
             try:
                 await item()
             finally:
                 self._queue.task_done()
 
-    async def _get(self, piece: TimeSlice, number: int) -> Page:
+    async def _get(self, piece: TimeSlice, number: int, part: JobFilter = EVERY_JOB) -> Page:
         if self._started >= self._request_cap:
             raise too_many_jobs(self._request_cap)
         self._started += 1
-        page = await self._fetch(piece, number)
+        if part == EVERY_JOB:
+            page = await self._fetch(piece, number)
+        else:
+            page = await self._fetch(piece, number, part)
         self._requests += page.requests
-        return page
+        return without_strays(piece, page)
 
     def _contradicts(self, piece: TimeSlice, pages: list[Page]) -> bool:
         """True if a job on ``pages`` was reported elsewhere with another submission time.
@@ -177,16 +156,15 @@ class WindowReader:
                     self._again(owner, "an instanceId seen in two slices")
         return clash
 
-    def _enqueue(self, item: Callable[[], Awaitable[None]]) -> None:
-        self._queue.put_nowait(item)
+    def _enqueue(self, item: Callable[[], Awaitable[None]], *, urgent: bool = False) -> None:
+        self._arrivals += 1
+        self._queue.put_nowait((0 if urgent else 1, self._arrivals, item))
 
     async def _read_slice(self, piece: TimeSlice, grew: bool) -> None:
         page = await self._get(piece, 1)
         total = page.total_count
         if page.records != expected_records(total, 1):
             self._again(piece, f"page holds {page.records} records, totalCount says {total}")
-        elif strays(piece, page):
-            self._again(piece, "a job submitted outside the slice asked for")
         elif self._contradicts(piece, [page]):
             self._again(piece, "an instanceId seen in two slices")
         elif total <= PAGE_SIZE:
@@ -198,8 +176,7 @@ class WindowReader:
             if piece.splittable:
                 await self._split(piece, total, page, grew)
             else:
-                state = _NarrowRead(piece, total, grew, first={1: page})
-                self._read_pass(state, state.first)
+                self._read_dense(piece, page, grew)
 
     async def _split(self, piece: TimeSlice, total: int, first: Page, grew: bool) -> None:
         """Cut an overfull slice where sampled pages say its jobs are, then read the parts."""
@@ -229,36 +206,33 @@ class WindowReader:
         for part in parts:
             self._enqueue(lambda part=part: self._read_slice(part, grew))
 
-    def _read_pass(self, state: _NarrowRead, pages: dict[int, Page]) -> None:
-        """Fetch the pages of a narrow slice that ``pages`` (one pass) still lacks."""
-        missing = [n for n in range(1, pages_needed(state.total) + 1) if n not in pages]
-        state.pending = len(missing)
-        if not missing:
-            self._narrow_pass_done(state)
-        for number in missing:
-            self._enqueue(lambda number=number: self._narrow_page(state, pages, number))
+    def _read_dense(self, piece: TimeSlice, first: Page, grew: bool) -> None:
+        seen: Counter[Combination] = Counter()
+        for second in range(piece.start, piece.end + 1):
+            seen.update(self._seen.get(second, {}))
+        DenseSliceRead(
+            piece,
+            first,
+            seen,
+            self._allowed,
+            get=self._get,
+            enqueue=lambda item: self._enqueue(item, urgent=True),
+            done=lambda reads: self._accept_dense(piece, reads, grew),
+        ).start()
 
-    async def _narrow_page(self, state: _NarrowRead, pages: dict[int, Page], number: int) -> None:
-        pages[number] = await self._get(state.piece, number)
-        state.pending -= 1
-        if state.pending == 0:
-            self._narrow_pass_done(state)
-
-    def _narrow_pass_done(self, state: _NarrowRead) -> None:
-        problem = narrow_problem(state.piece, state.total, state.first)
-        if problem is None and state.second_started:
-            problem = narrow_problem(state.piece, state.total, state.second) or differ(
-                state.first, state.second
-            )
-        if problem is None and self._contradicts(state.piece, list(state.first.values())):
-            problem = "an instanceId seen in two slices"
-        if problem is not None:
-            self._again(state.piece, problem)
-        elif not state.second_started:
-            state.second_started = True
-            self._read_pass(state, state.second)
-        else:
-            self._accept(state.piece, [state.first[n] for n in sorted(state.first)], state.grew)
+    def _accept_dense(self, piece: TimeSlice, reads: list[PartRead], grew: bool) -> None:
+        pages = [Page(read.total, read.jobs, len(read.jobs), read.invalid) for read in reads]
+        if self._contradicts(piece, pages):
+            self._again(piece, "an instanceId seen in two slices")
+            return
+        moved = [read for read in reads if not read.exact]
+        self._accept(
+            piece,
+            pages,
+            grew,
+            approximate=sum(len(read.jobs) for read in moved),
+            approximate_parts=len(moved),
+        )
 
     def _again(self, piece: TimeSlice, why: str) -> None:
         """Read ``piece`` again from scratch, or fail the poll if it keeps contradicting itself."""
@@ -272,7 +246,15 @@ class WindowReader:
         self._rereads += 1
         self._enqueue(lambda: self._read_slice(piece, grew=True))
 
-    def _accept(self, piece: TimeSlice, pages: list[Page], grew: bool) -> None:
+    def _accept(
+        self,
+        piece: TimeSlice,
+        pages: list[Page],
+        grew: bool,
+        *,
+        approximate: int = 0,
+        approximate_parts: int = 0,
+    ) -> None:
         jobs = tuple(job for page in pages for job in page.jobs)
         ids = [job.instance_id for job in jobs]
         if len(set(ids)) != len(ids):
@@ -281,7 +263,7 @@ class WindowReader:
         for instance_id in ids:
             self._owner[instance_id] = piece
         invalid = sum(page.invalid for page in pages)
-        self._done[piece] = SliceRead(piece, jobs, invalid, grew)
+        self._done[piece] = SliceRead(piece, jobs, invalid, grew, approximate, approximate_parts)
 
     def _forget(self, piece: TimeSlice) -> None:
         read = self._done.pop(piece, None)

@@ -158,3 +158,56 @@ def test_the_learned_rate_settles_under_the_services_limit(tmp_path: Path) -> No
     # probing past it (bench/polls.py measures where it settles; here: learned, not collapsed).
     assert 0.5 * 50 <= values["maxcompute_exporter_request_rate"] <= 1.5 * 50
     assert 0 < sim.state.throttled < 0.1 * sim.state.requests
+
+
+@pytest.fixture(params=[False, True], ids=["ascending", "descending"])
+def bursting(request) -> Iterator[tuple[ApiSimulator, ChurningJobs]]:
+    """10 000 running jobs, 2 000 of them submitted in one second (spread over 40 owners in
+    each of 3 quotas, 400 of one robot in one quota); ~20 changes a second, inside the burst
+    too: random jobs finish (a fifth of them the burst's), queued jobs of the burst start."""
+    now = time.time()
+    churn = Churn(9.0, 9.0, descending=request.param, queued_per_second=2.0)
+    work = ChurningJobs(8000, churn, start=now, seed=16)
+    work.schedulers_burst(int(now) - 600, 2000, owners=40)
+    sim = ApiSimulator(
+        work, credentials={KEY_ID: (SECRET, None)}, faults=Faults(latency=0.01)
+    ).start()
+    yield sim, work
+    sim.stop()
+
+
+def test_a_scheduler_burst_in_one_second_is_published_on_every_poll_within_its_bound(
+    bursting: tuple[ApiSimulator, ChurningJobs], tmp_path: Path
+) -> None:
+    sim, work = bursting
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"targets:\n  - region: cn-hangzhou\n    endpoint: {sim.url}\n"
+        "poll: {interval: 15s, window: 24h, timeout: 3s}\n"
+    )
+    process = ExporterProcess("--config", str(config), env=ENV)
+    try:
+        process.wait_until("/ready", timeout=90)
+        scrapes, up, approximate = 0, 0, 0.0
+        until = time.monotonic() + 40
+        while time.monotonic() < until:
+            values = metric_values(process.get("/metrics").text)
+            scrapes += 1
+            if values["maxcompute_up"] == 1:
+                up += 1
+                finished_at = values["maxcompute_exporter_last_success_timestamp_seconds"]
+                work.running_at(time.time())
+                fewest, most = work.bounds(finished_at - 13.5, finished_at)  # its deadline
+                moved = values["maxcompute_exporter_last_poll_approximate_jobs"]
+                approximate = max(approximate, moved)
+                # Exact, or missing at most the jobs that changed during the read.
+                lowest = fewest if moved == 0 else fewest - (most - fewest)
+                assert lowest <= values["jobs"] <= most
+            time.sleep(0.25)
+        final = metric_values(process.get("/metrics").text)
+    finally:
+        process.stop()
+    assert scrapes >= 50
+    assert up / scrapes >= 0.99
+    assert final["maxcompute_exporter_poll_duration_seconds_count"] >= 3
+    assert approximate <= 2000  # only parts of the burst's second are ever read both ways

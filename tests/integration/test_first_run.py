@@ -126,7 +126,7 @@ def test_check_config_prints_the_effective_settings(tmp_path: Path) -> None:
         "poll:\n"
         "  interval: 2m\n"
         "  window: 1d\n"
-        "  page_concurrency: 4\n"
+        "  page_concurrency: 32\n"
         "  timeout: 10s\n"
         "  retries: 3\n"
         "  retry_backoff: 500ms\n"

@@ -73,6 +73,36 @@ async def test_hostile_records_are_counted_and_the_rest_is_served(hostile_stack:
     assert values[("maxcompute_running_jobs_cu_ratio", "ads")] == 0.15625
 
 
+async def test_a_record_submitted_outside_the_slice_asked_for_is_skipped_not_the_poll() -> None:
+    simulator = ApiSimulator(JOBS, credentials={KEY.access_key_id: (KEY.access_key_secret, None)})
+    honest = simulator.state.matching
+    # A hostile API: the newest slice's answer also holds a job "submitted" in the year 2286.
+    far_future = job_record("x-future", project="sales", quota="etl", submitted=9_999_999_999)
+
+    def lying(start: int, end: int, owners: frozenset, quotas: frozenset) -> list[dict]:
+        listed = honest(start, end, owners, quotas)
+        return [*listed, far_future] if end >= REAL_NOW - 10 else listed
+
+    simulator.state.matching = lying  # type: ignore[method-assign]
+    simulator.start()
+    stack = Stack(simulator)
+    # Windows end 5 s before the wall clock, so the record's time, clamped to the time of the
+    # answer, always lies past the end of the slice asked for.
+    stack.clock.offset = -5.0
+    try:
+        for _ in range(2):  # the first poll's survey, then a planned poll: both publish
+            assert await stack.poller.poll()
+        values = stack.scrape()
+    finally:
+        await stack.poller.aclose()
+        simulator.stop()
+    assert values[("maxcompute_up",)] == 1
+    assert values[("maxcompute_exporter_invalid_jobs_total",)] == 2  # once per poll
+    assert values[("maxcompute_running_jobs", "sales")] == 30
+    assert values[("maxcompute_running_jobs", "ads")] == 20
+    assert values[("maxcompute_exporter_slice_rereads_total",)] == 0
+
+
 PROD = make_target(labels=(("account", "prod"),))
 TEST = make_target(labels=(("account", "test"),))
 

@@ -13,7 +13,8 @@ import respx
 from exporter.api.client import RunningJobsClient
 from exporter.api.errors import ApiError
 from exporter.api.jobs import RunningJob
-from exporter.api.pages import TimeSlice
+from exporter.api.pages import JobFilter, TimeSlice
+from exporter.api.ratelimit import AdaptiveRate, InFlightLimit
 from exporter.api.signing import authorization
 from exporter.config import PollSettings
 from exporter.polling.window_read import WindowReader
@@ -387,3 +388,63 @@ async def test_more_jobs_than_page_size_is_invalid(settings: PollSettings) -> No
     with pytest.raises(ApiError) as caught:
         await fetch(responder(200, envelope(many_records(21), 21)), settings)
     assert caught.value.reason == "invalid_response"
+
+
+async def test_a_part_of_a_dense_second_asks_for_its_own_quotas_and_owners(
+    settings: PollSettings,
+) -> None:
+    target = make_target(quotas=("etl", "adhoc"), owners=("RAM$x:y",))
+    client = RunningJobsClient(target, settings)
+    part = JobFilter(quotas=("etl",), owners=("RAM$a:b", "RAM$c:d"))
+    sent = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(dict(request.url.params))
+        return httpx.Response(200, json=envelope([], 0))
+
+    with respx.mock(assert_all_called=False) as mock:
+        mock.get(url__startswith=target.endpoint).mock(side_effect=answer)
+        await client.fetch_page(TimeSlice(NOW - 2, NOW - 1), 3, part)
+        await client.fetch_page(TimeSlice(NOW - 2, NOW - 1), 1, JobFilter(quotas=("etl",)))
+    await client.aclose()
+    assert sent[0]["quotaNicknameList"] == "etl"
+    assert sent[0]["jobOwnerList"] == "RAM$a:b,RAM$c:d"
+    assert (sent[0]["from"], sent[0]["to"], sent[0]["pageNumber"]) == (
+        str(NOW - 2),
+        str(NOW - 1),
+        "3",
+    )
+    assert sent[1]["quotaNicknameList"] == "etl"
+    assert sent[1]["jobOwnerList"] == "RAM$x:y"  # the target's own where the part names none
+
+
+def test_requests_in_flight_are_the_rate_times_the_latency_plus_one_within_the_ceiling() -> None:
+    rate = AdaptiveRate(ceiling=1000.0, initial=200.0)
+    limit = InFlightLimit(rate, ceiling=32)
+    assert limit.limit == 4  # nothing measured yet
+    limit.observe(0.1)
+    assert limit.limit == 21  # 200/s x 0.1 s = 20 in flight, and one more
+    limit.observe(0.2)
+    assert limit.latency == pytest.approx(0.12)  # a moving average
+    assert limit.limit == 26
+    rate.rate = 50.0
+    limit.latency = 0.03
+    assert limit.limit == 3  # ceil(1.5) + 1
+    rate.rate = 1000.0
+    limit.latency = 1.0
+    assert limit.limit == 32  # the ceiling, poll.page_concurrency
+    assert InFlightLimit(rate, ceiling=2).limit == 2
+
+
+async def test_a_request_over_the_limit_waits_for_one_to_end() -> None:
+    rate = AdaptiveRate(ceiling=1000.0, initial=10.0)
+    limit = InFlightLimit(rate, ceiling=32)
+    limit.observe(0.1)  # 10/s x 0.1 s + 1 = 2 in flight
+    await limit.acquire()
+    await limit.acquire()
+    third = asyncio.create_task(limit.acquire())
+    await asyncio.sleep(0.01)
+    assert not third.done() and limit.in_flight == 2
+    limit.release()
+    await asyncio.wait_for(third, 1)
+    assert limit.in_flight == 2

@@ -48,7 +48,7 @@ def test_minimal_config_takes_defaults() -> None:
     assert config.poll == PollSettings(
         interval=60,
         window=86400,
-        page_concurrency=4,
+        page_concurrency=32,
         timeout=10,
         retries=3,
         retry_backoff=0.5,

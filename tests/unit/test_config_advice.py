@@ -96,7 +96,7 @@ def test_effective_settings_fill_in_defaults_and_mask_secrets() -> None:
         "poll:\n"
         "  interval: 30s\n"
         "  window: 1d\n"
-        "  page_concurrency: 4\n"
+        "  page_concurrency: 32\n"
         "  timeout: 10s\n"
         "  retries: 3\n"
         "  retry_backoff: 500ms\n"

@@ -30,6 +30,7 @@ def test_children_exist_before_the_first_poll() -> None:
         assert found[key("maxcompute_exporter_poll_errors_total", target, reason="auth")] == 0
         assert found[key("maxcompute_exporter_invalid_jobs_total", target)] == 0
         assert found[key("maxcompute_exporter_slice_rereads_total", target)] == 0
+        assert found[key("maxcompute_exporter_approximate_parts_total", target)] == 0
         assert found[key("maxcompute_exporter_poll_duration_seconds_count", target)] == 0
 
 
@@ -49,6 +50,8 @@ def test_a_good_and_a_failed_poll_are_counted_for_their_target_only() -> None:
             request_rate=51.0,
             invalid_jobs=2,
             progress_out_of_range=1,
+            approximate_jobs=380,
+            approximate_parts=2,
         ),
     )
     observer.poll_ended(
@@ -63,6 +66,9 @@ def test_a_good_and_a_failed_poll_are_counted_for_their_target_only() -> None:
     assert found[key("maxcompute_exporter_slice_rereads_total")] == 1
     assert found[key("maxcompute_exporter_invalid_jobs_total")] == 2
     assert found[key("maxcompute_exporter_progress_out_of_range_total")] == 1
+    # Jobs of dense seconds read both ways: the last good poll's, kept through a failed one.
+    assert found[key("maxcompute_exporter_last_poll_approximate_jobs")] == 380
+    assert found[key("maxcompute_exporter_approximate_parts_total")] == 2
     assert found[key("maxcompute_exporter_poll_errors_total", reason="auth")] == 1
     assert found[key("maxcompute_exporter_poll_duration_seconds_count")] == 2
     assert found[key("maxcompute_exporter_poll_duration_seconds_sum")] == 0.5

@@ -90,6 +90,33 @@ def metric_values(text: str) -> dict[str, float]:
     return values
 
 
+def scrape_within_churn(
+    process: ExporterProcess, work: ChurningJobs, seconds: float, deadline: float
+) -> tuple[int, int, float]:
+    """Scrape every 0.25 s for ``seconds``: (scrapes, scrapes with maxcompute_up 1, the most
+    jobs a poll read both ways). Each published total is checked against the churn: at least
+    the jobs that ran throughout the poll (less those that changed during it, where the poll
+    says it read jobs both ways), at most those that ran at some moment of it. A poll ran at
+    most its ``deadline`` before it finished."""
+    scrapes, up, approximate = 0, 0, 0.0
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        values = metric_values(process.get("/metrics").text)
+        scrapes += 1
+        if values["maxcompute_up"] == 1:
+            up += 1
+            finished_at = values["maxcompute_exporter_last_success_timestamp_seconds"]
+            work.running_at(time.time())
+            fewest, most = work.bounds(finished_at - deadline, finished_at)
+            moved = values["maxcompute_exporter_last_poll_approximate_jobs"]
+            approximate = max(approximate, moved)
+            # Exact, or missing at most the jobs that changed during the read.
+            lowest = fewest if moved == 0 else fewest - (most - fewest)
+            assert lowest <= values["jobs"] <= most
+        time.sleep(0.25)
+    return scrapes, up, approximate
+
+
 @pytest.fixture(params=[False, True], ids=["ascending", "descending"])
 def churning(request) -> Iterator[tuple[ApiSimulator, ChurningJobs]]:
     work = ChurningJobs(4000, Churn(5.0, 5.0, descending=request.param), start=time.time())
@@ -112,25 +139,13 @@ def test_a_list_that_moves_is_published_on_every_poll_within_its_churn(
     process = ExporterProcess("--config", str(config), env=ENV)
     try:
         process.wait_until("/ready", timeout=40)
-        scrapes, up, checked = 0, 0, 0
-        until = time.monotonic() + 24
-        while time.monotonic() < until:
-            values = metric_values(process.get("/metrics").text)
-            scrapes += 1
-            if values["maxcompute_up"] == 1:
-                up += 1
-                finished_at = values["maxcompute_exporter_last_success_timestamp_seconds"]
-                work.running_at(time.time())
-                # The poll ran at most its deadline (5.4 s) before it finished.
-                fewest, most = work.bounds(finished_at - 5.4, finished_at)
-                assert fewest <= values["jobs"] <= most
-                checked += 1
-            time.sleep(0.25)
+        scrapes, up, approximate = scrape_within_churn(process, work, 24, deadline=5.4)
         final = metric_values(process.get("/metrics").text)
     finally:
         process.stop()
     assert scrapes >= 40
     assert up / scrapes >= 0.99
+    assert approximate == 0  # no second of this tenant holds more than a page: every poll exact
     polls = final["maxcompute_exporter_poll_duration_seconds_count"]
     assert polls >= 4
     # Under this churn a planned poll needs few requests beyond one per page of jobs.
@@ -188,22 +203,7 @@ def test_a_scheduler_burst_in_one_second_is_published_on_every_poll_within_its_b
     process = ExporterProcess("--config", str(config), env=ENV)
     try:
         process.wait_until("/ready", timeout=90)
-        scrapes, up, approximate = 0, 0, 0.0
-        until = time.monotonic() + 40
-        while time.monotonic() < until:
-            values = metric_values(process.get("/metrics").text)
-            scrapes += 1
-            if values["maxcompute_up"] == 1:
-                up += 1
-                finished_at = values["maxcompute_exporter_last_success_timestamp_seconds"]
-                work.running_at(time.time())
-                fewest, most = work.bounds(finished_at - 13.5, finished_at)  # its deadline
-                moved = values["maxcompute_exporter_last_poll_approximate_jobs"]
-                approximate = max(approximate, moved)
-                # Exact, or missing at most the jobs that changed during the read.
-                lowest = fewest if moved == 0 else fewest - (most - fewest)
-                assert lowest <= values["jobs"] <= most
-            time.sleep(0.25)
+        scrapes, up, approximate = scrape_within_churn(process, work, 40, deadline=13.5)
         final = metric_values(process.get("/metrics").text)
     finally:
         process.stop()

@@ -78,7 +78,6 @@ class Exporter:
                 config.quota_poll,
                 self.quota_store,
                 self.metrics.quota_polls,
-                concurrency=config.poll_for(poller.target).page_concurrency,
             )
             for poller in self.pollers
             if config.quota_poll.enabled

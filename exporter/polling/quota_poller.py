@@ -52,7 +52,6 @@ class QuotaPoller:
         store: QuotaStore,
         observer: QuotaPollObserver,
         *,
-        concurrency: int = 4,
         clock: Callable[[], float] = time.time,
         per_page: int = QUOTAS_PER_PAGE,
     ) -> None:
@@ -61,7 +60,6 @@ class QuotaPoller:
         self._store = store
         self._observer = observer
         self._clock = clock
-        self._concurrency = max(1, concurrency)
         self._api = QuotaClient(
             client,
             lambda op, code: observer.quota_request_sent(target, op, code),
@@ -116,13 +114,13 @@ class QuotaPoller:
         return True
 
     async def _read_usage(self, asked: list[tuple[str, str | None, str]]) -> dict[str, QuotaUsage]:
-        gate = asyncio.Semaphore(self._concurrency)
+        """Every quota's usage at once: the client's in-flight limit (the learned rate x the
+        measured latency, at most poll.page_concurrency) paces them, with the jobs poll's."""
         now = self._clock()
 
         async def one(level1: str, sub: str | None) -> QuotaUsage:
-            async with gate:
-                usage, _ = await self._api.usage(level1, sub, now)
-                return usage
+            usage, _ = await self._api.usage(level1, sub, now)
+            return usage
 
         async with asyncio.TaskGroup() as group:
             tasks = {own: group.create_task(one(level1, sub)) for level1, sub, own in asked}

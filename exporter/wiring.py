@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from exporter.config import Config, ConfigError
 from exporter.metrics.registries import ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
-from exporter.polling.job_changes import JobTracker
-from exporter.polling.poller import TargetPoller
-from exporter.polling.quota_poller import QuotaPoller
-from exporter.polling.quota_snapshot import QuotaStore
-from exporter.polling.scheduling import ScheduledPoll
-from exporter.polling.snapshot import SnapshotStore
+from exporter.polling.derive.job_changes import JobTracker
+from exporter.polling.publish.quota_snapshot import QuotaStore
+from exporter.polling.publish.snapshot import SnapshotStore
+from exporter.polling.schedule.poller import TargetPoller
+from exporter.polling.schedule.quota_poller import QuotaPoller
+from exporter.polling.schedule.scheduling import ScheduledPoll
 from exporter.reload import ConfigReloader
 from exporter.reload_coalescing import CoalescedReloads
 from exporter.web.httpserver import ServerLimits

@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from exporter.config.credentials import CredentialSpec
-from exporter.config.model import Config, Credentials, PollSettings, Target
+from exporter.config.credential_model import Credentials, CredentialSpec
+from exporter.config.model import Config, PollSettings, Target
 from exporter.config.uris import MASK, masked_uri
 from exporter.config.values import format_duration
 

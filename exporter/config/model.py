@@ -1,24 +1,13 @@
-"""The configuration as immutable data: targets, poll and metrics settings, static keys.
+"""The configuration as immutable data: targets, poll and metrics settings.
 
-Every layer reads these; they import nothing of the exporter's own.
+Every layer reads these; they import only the credential data beside them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-if TYPE_CHECKING:
-    from exporter.config.credentials import CredentialSpec
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """An AccessKey pair, optionally with an STS security token. Secrets never print."""
-
-    access_key_id: str
-    access_key_secret: str = field(repr=False)
-    security_token: str | None = field(default=None, repr=False)
+from exporter.config.credential_model import Credentials, CredentialSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +16,7 @@ class Target:
 
     region: str
     endpoint: str
-    # Static keys, or the source to resolve them from (see exporter.api.credentials).
+    # Static keys, or the source to resolve them from (see exporter.api.auth.credentials).
     credentials: Credentials | CredentialSpec
     quotas: tuple[str, ...] = ()
     owners: tuple[str, ...] = ()

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporter.config import Target
-from exporter.polling.aggregation import GroupAggregate
+from exporter.polling.derive.aggregation import GroupAggregate
 
 
 def target_label_values(target: Target, label_names: tuple[str, ...]) -> list[str]:

@@ -30,12 +30,12 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from exporter.api.jobs import RunningJob
-from exporter.api.pages import TimeSlice
+from exporter.api.wire.jobs import RunningJob
+from exporter.api.wire.pages import TimeSlice
 from exporter.config import Target
 from exporter.metrics.families import target_label_values
-from exporter.polling.job_changes import JobChanges, JobTracker, SeenJobs, TrackedJob
-from exporter.polling.project_fold import OTHER_PROJECT
+from exporter.polling.derive.job_changes import JobChanges, JobTracker, SeenJobs, TrackedJob
+from exporter.polling.derive.project_fold import OTHER_PROJECT
 
 
 class BucketCounts:

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry
 
-from exporter.api.jobs import RunningJob
-from exporter.api.pages import TimeSlice
-from exporter.api.quota_usage import USAGE_ACTION
-from exporter.api.quotas import LIST_QUOTAS_ACTION
+from exporter.api.wire.jobs import RunningJob
+from exporter.api.wire.pages import TimeSlice
+from exporter.api.wire.quota_usage import USAGE_ACTION
+from exporter.api.wire.quotas import LIST_QUOTAS_ACTION
 from exporter.config import PollSettings, QuotaPollSettings, Target
 from exporter.config.model import DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_RUN_TIME_BUCKETS
 from exporter.metrics.collectors import JobMetricsCollector, TargetStatusCollector
@@ -24,10 +24,10 @@ from exporter.metrics.quota_poll_metrics import QuotaPollMetrics
 from exporter.metrics.run_times import RunTimesCollector
 from exporter.metrics.series_cost import SeriesCostCollector
 from exporter.metrics.staleness import Staleness
-from exporter.polling.job_changes import JobTracker
-from exporter.polling.observer import PollOutcome
-from exporter.polling.quota_snapshot import QuotaStore
-from exporter.polling.snapshot import SnapshotStore
+from exporter.polling.derive.job_changes import JobTracker
+from exporter.polling.publish.quota_snapshot import QuotaStore
+from exporter.polling.publish.snapshot import SnapshotStore
+from exporter.polling.schedule.observer import PollOutcome
 
 QUOTA_POLL_OFF = QuotaPollSettings(quotas=False, usage=False)
 

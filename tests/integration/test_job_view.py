@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.api.jobs import RunningJob, parse_job
+from exporter.api.wire.jobs import RunningJob, parse_job
 from exporter.config import ConfigError, MetricsSettings, load_config, parse_config
 from exporter.demo.simulator import ApiSimulator
 from exporter.metrics.registries import ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
-from exporter.polling.aggregation import JobAggregator, aggregate
-from exporter.polling.snapshot import Snapshot, SnapshotStore
-from exporter.polling.top_jobs import TopJobs
+from exporter.polling.derive.aggregation import JobAggregator, aggregate
+from exporter.polling.derive.top_jobs import TopJobs
+from exporter.polling.publish.snapshot import Snapshot, SnapshotStore
 from tests.support.exporter_process import run_exporter
 from tests.support.exposition import samples
 from tests.support.jobs import NOW, job_record, make_target

@@ -16,7 +16,7 @@ from exporter.config import (
     parse_config,
     parse_duration,
 )
-from exporter.config.credentials import CredentialSpec
+from exporter.config.credential_model import CredentialSpec
 from tests.support.tools import ROOT
 
 ENV = {

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.api.jobs import RunningJob
-from exporter.api.pages import TimeSlice
+from exporter.api.wire.jobs import RunningJob
+from exporter.api.wire.pages import TimeSlice
 from exporter.metrics.job_changes import JobChangeMetrics
-from exporter.polling.job_changes import (
+from exporter.polling.derive.job_changes import (
     FinishedJob,
     JobTracker,
     SeenJobs,

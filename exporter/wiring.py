@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporter.config import Config, ConfigError
-from exporter.metrics.registries import ExporterMetrics
+from exporter.metrics.registries import ConsumptionOptions, ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
+from exporter.polling.derive.consumption import ConsumptionTracker
 from exporter.polling.derive.job_changes import JobTracker
 from exporter.polling.publish.quota_snapshot import QuotaStore
 from exporter.polling.publish.snapshot import SnapshotStore
@@ -35,26 +36,19 @@ log = logging.getLogger("exporter")
 class Exporter:
     """Assembles the running parts of one configuration: store, metrics, a poller per target."""
 
-    def __init__(self, config: Config, job_tracker: JobTracker | None = None) -> None:
-        """``job_tracker``: the running exporter's, on a reload (see ``polling.job_changes``)."""
+    def __init__(
+        self,
+        config: Config,
+        job_tracker: JobTracker | None = None,
+        consumption_tracker: ConsumptionTracker | None = None,
+    ) -> None:
+        """``job_tracker``, ``consumption_tracker``: the running exporter's, on a reload (see
+        ``polling.derive.job_changes`` and ``polling.derive.consumption``)."""
         self.config = config
         self.store = SnapshotStore(config.targets)
         self.quota_store = QuotaStore(config.targets)
-        self.metrics = ExporterMetrics(
-            self.store,
-            config.targets,
-            config.constant_label_names,
-            config.poll.interval,
-            max_staleness=config.poll.effective_max_staleness,
-            top_jobs=config.metrics.top_jobs,
-            job_changes=config.metrics.job_changes,
-            queue_wait_buckets=config.metrics.queue_wait_buckets,
-            run_time_buckets=config.metrics.run_time_buckets,
-            job_tracker=job_tracker,
-            quota_store=self.quota_store,
-            quota_poll=config.quota_poll,
-            poll_for=config.poll_for,
-            max_projects_per_quota=config.metrics.max_projects_per_quota,
+        self.metrics = exporter_metrics(
+            config, self.store, self.quota_store, job_tracker, consumption_tracker
         )
         self.renderer = MetricsRenderer(self.store, self.metrics)
         # Each target its own poller: its own settings, HTTP client, learned rate and deadline.
@@ -87,6 +81,37 @@ class Exporter:
     async def aclose(self) -> None:
         for poller in self.pollers:
             await poller.aclose()
+
+
+def exporter_metrics(
+    config: Config,
+    store: SnapshotStore,
+    quota_store: QuotaStore,
+    job_tracker: JobTracker | None,
+    consumption_tracker: ConsumptionTracker | None,
+) -> ExporterMetrics:
+    """The metrics of ``config``'s exporter, the trackers handed on from the last one."""
+    return ExporterMetrics(
+        store,
+        config.targets,
+        config.constant_label_names,
+        config.poll.interval,
+        max_staleness=config.poll.effective_max_staleness,
+        top_jobs=config.metrics.top_jobs,
+        job_changes=config.metrics.job_changes,
+        queue_wait_buckets=config.metrics.queue_wait_buckets,
+        run_time_buckets=config.metrics.run_time_buckets,
+        job_tracker=job_tracker,
+        quota_store=quota_store,
+        quota_poll=config.quota_poll,
+        poll_for=config.poll_for,
+        max_projects_per_quota=config.metrics.max_projects_per_quota,
+        consumption=ConsumptionOptions(
+            owners=config.metrics.owner_consumption,
+            max_owners=config.metrics.max_owners_per_quota,
+            tracker=consumption_tracker,
+        ),
+    )
 
 
 def quota_schedule(quota_pollers: list[QuotaPoller]) -> list[ScheduledPoll]:
@@ -161,9 +186,11 @@ def new_reloader(
     web_config_file: str | None,
     telemetry_path: str,
     job_tracker: JobTracker | None = None,
+    consumption_tracker: ConsumptionTracker | None = None,
 ) -> ConfigReloader:
-    """``job_tracker`` goes from each exporter to the next, so a reload does not make the
-    targets it leaves unchanged start jobs over time from a baseline again."""
+    """``job_tracker`` and ``consumption_tracker`` go from each exporter to the next, so a
+    reload does not make the targets it leaves unchanged start jobs over time and consumption
+    from a baseline again."""
 
     def serve_exporter(exporter: Exporter) -> None:
         report = StatusPage(exporter.store, exporter.config.poll.interval, telemetry_path)
@@ -178,7 +205,7 @@ def new_reloader(
 
     return ConfigReloader(
         load,
-        lambda config: Exporter(config, job_tracker),
+        lambda config: Exporter(config, job_tracker, consumption_tracker),
         lambda e: e.metrics.self_registry,
         serve_exporter,
         load_web=load_web if web_config_file else None,
@@ -243,6 +270,7 @@ def run_server(
         options.web_config_file,
         options.telemetry_path,
         job_tracker=exporter.metrics.job_tracker,
+        consumption_tracker=exporter.metrics.consumption_tracker,
     )
     code = asyncio.run(serve(reloader, exporter, server))
     # Closing the loop gave SIGHUP back its default action (end the process): while the last

@@ -88,6 +88,10 @@ class MetricsSettings:
     max_projects_per_quota: int = 500
     # More distinct quotas than this in one poll fail it as too_many_groups.
     max_quotas_per_target: int = 100
+    # Consumption by jobOwner (maxcompute_owner_cu_share_seconds_total): off, its series grow
+    # with the owners; per target and quota the first max_owners_per_quota keep their own.
+    owner_consumption: bool = False
+    max_owners_per_quota: int = 20
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,6 +109,7 @@ def exporter_metrics(
         consumption=ConsumptionOptions(
             owners=config.metrics.owner_consumption,
             max_owners=config.metrics.max_owners_per_quota,
+            max_quotas=config.metrics.max_quotas_per_target,
             tracker=consumption_tracker,
         ),
     )

@@ -10,11 +10,12 @@ For example::
     # TYPE maxcompute_owner_cu_share_seconds_total counter
     maxcompute_owner_cu_share_seconds_total{owner="ALIYUN$a@x",quota="etl_quota",...} 900.0
 
-A job holding half its quota for an hour adds 1 800. Counters per (quota, project) exist from
-the first poll that sees the group, at 0, and are never dropped. Projects (and, in the owner
-view, owners) fold into ``__other__`` as the jobs-over-time counters' do: the first names seen
-per target and quota keep series of their own, later ones count under ``__other__``; no counter
-ever moves between series, so ``rate()`` and sums over projects stay exact.
+A job holding half its quota for an hour adds 1 800. The series follow the one naming policy of
+every counter keyed by (quota, project), ``polling.derive.counter_fold.CounterFold`` (bounded in
+quotas and projects, retained while used, re-chosen slowly, the rest under ``__other__``), fed
+one round per good poll with each group's CU share-seconds; the owner view has a fold of its own
+with ``metrics.max_owners_per_quota`` owners per quota. No count is lost to ``rate()`` and sums
+over projects stay exact.
 """
 
 from __future__ import annotations
@@ -29,36 +30,58 @@ from exporter.api.wire.jobs import RunningJob
 from exporter.api.wire.pages import TimeSlice
 from exporter.config import Target
 from exporter.metrics.families import target_label_values
-from exporter.polling.derive.consumption import (
-    Consumption,
-    ConsumptionTracker,
-    Gap,
-    JobShare,
-    SharePoll,
-)
-from exporter.polling.derive.project_fold import OTHER_PROJECT
+from exporter.polling.derive.aggregation import GroupKey
+from exporter.polling.derive.consumption import Consumption, ConsumptionTracker, Gap, SharePoll
+from exporter.polling.derive.counter_fold import CounterFold
 
 # A job whose record names no owner counts under this owner (not a valid account name).
 UNKNOWN_OWNER = "__unknown__"
 
 
-class FirstSeenNames:
-    """Per scope (a target and quota), the first ``limit`` names seen keep their own; later
-    ones, and the literal ``__other__``, are ``__other__``. The set never changes, so a
-    counter never moves from one series to another."""
+# How long a series neither counted nor seen is kept (the counters' fold retention).
+DEFAULT_RETENTION_SECONDS = 86_400.0
 
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._named: dict[tuple[str, ...], set[str]] = {}
 
-    def name(self, scope: tuple[str, ...], name: str) -> str:
-        """``name`` as counted in ``scope``: itself or ``__other__``."""
-        named = self._named.setdefault(scope, set())
-        if name not in named:
-            if name == OTHER_PROJECT or len(named) >= self._limit:
-                return OTHER_PROJECT
-            named.add(name)
-        return name
+class TargetCounters:
+    """One target's share-seconds series: values per series, the folds that name them, and
+    the unmeasured seconds and the finished jobs' bound."""
+
+    def __init__(self, projects: CounterFold, owners: CounterFold | None) -> None:
+        self.projects = projects
+        self.owners = owners
+        self.groups: dict[GroupKey, tuple[float, float]] = {}
+        self.owner_cu: dict[GroupKey, float] = {}
+        self.unmeasured = 0.0
+        self.bound = 0.0
+
+    def count(self, poll: SharePoll, added: Consumption | None) -> None:
+        """One round: route ``added`` (None: nothing, a baseline or a gap) and settle the series."""
+        cu: dict[GroupKey, float] = {}
+        memory: dict[GroupKey, float] = {}
+        by_owner: dict[GroupKey, float] = {}
+        for part in added.parts if added is not None else ():
+            group = GroupKey(part.job.quota, part.job.project)
+            cu[group] = cu.get(group, 0.0) + part.cu_seconds
+            memory[group] = memory.get(group, 0.0) + part.memory_seconds
+            owner = GroupKey(part.job.quota, part.job.owner or UNKNOWN_OWNER)
+            by_owner[owner] = by_owner.get(owner, 0.0) + part.cu_seconds
+        jobs = poll.jobs.values()
+        fold = self.projects.round(poll.at, {GroupKey(j.quota, j.project) for j in jobs}, cu)
+        values = {key: list(self.groups.get(key, (0.0, 0.0))) for key in fold.series}
+        for group, seconds in cu.items():
+            # Shares are never negative (the parser skips those): the counters never decrease.
+            series = values.setdefault(fold.routes[group], [0.0, 0.0])
+            series[0] += seconds
+            series[1] += memory[group]
+        self.groups = {key: (pair[0], pair[1]) for key, pair in values.items()}
+        if self.owners is not None:
+            owners = {GroupKey(j.quota, j.owner or UNKNOWN_OWNER) for j in jobs}
+            owner_fold = self.owners.round(poll.at, owners, by_owner)
+            owner_cu = {key: self.owner_cu.get(key, 0.0) for key in owner_fold.series}
+            for owner, seconds in by_owner.items():
+                route = owner_fold.routes[owner]
+                owner_cu[route] = owner_cu.get(route, 0.0) + seconds
+            self.owner_cu = owner_cu
 
 
 class ConsumptionMetrics(Collector):
@@ -74,23 +97,22 @@ class ConsumptionMetrics(Collector):
         interval: float,
         tracker: ConsumptionTracker | None = None,
         *,
+        max_quotas: int = 100,
         max_projects: int = 500,
         owners: bool = False,
         max_owners: int = 20,
+        retention: float = DEFAULT_RETENTION_SECONDS,
     ) -> None:
         self._label_names = label_names
         self._interval = interval
         # Handed on by a reload, so unchanged targets are not baselines again.
         self.tracker = tracker if tracker is not None else ConsumptionTracker()
-        self._projects = FirstSeenNames(max_projects)
-        self._owners = FirstSeenNames(max_owners) if owners else None
+        self._new_projects = lambda: CounterFold(max_quotas, max_projects, retention)
+        self._new_owners = lambda: CounterFold(max_quotas, max_owners, retention)
+        self._owners = owners
         self._lock = threading.Lock()
-        # Keyed by (region, *labels, quota, project); values are [cu, memory] share-seconds.
-        self._groups: dict[tuple[str, ...], list[float]] = {}
-        self._owner_cu: dict[tuple[str, ...], float] = {}
-        # Per target (region, *labels): unmeasured seconds and the finished jobs' bound.
-        self._unmeasured: dict[tuple[str, ...], float] = {}
-        self._bound: dict[tuple[str, ...], float] = {}
+        # Keyed by (region, *labels): each target's series.
+        self._targets: dict[tuple[str, ...], TargetCounters] = {}
 
     def poll_failed(self, target: Target) -> None:
         """A poll of ``target`` failed: the time until the next good one is not integrated."""
@@ -102,32 +124,15 @@ class ConsumptionMetrics(Collector):
         added = self.tracker.observe(target, poll)
         values = tuple(target_label_values(target, self._label_names))
         with self._lock:
-            self._unmeasured.setdefault(values, 0.0)
-            self._bound.setdefault(values, 0.0)
-            for job in poll.jobs.values():
-                self._add(values, job, 0.0, 0.0)
+            counters = self._targets.get(values)
+            if counters is None:
+                owners = self._new_owners() if self._owners else None
+                counters = self._targets[values] = TargetCounters(self._new_projects(), owners)
             if isinstance(added, Gap):
-                self._unmeasured[values] += added.seconds
-            elif isinstance(added, Consumption):
-                self._count(values, added)
-
-    def _count(self, values: tuple[str, ...], added: Consumption) -> None:
-        for part in added.parts:
-            self._add(values, part.job, part.cu_seconds, part.memory_seconds)
-        self._bound[values] += added.cu_bound
-
-    def _add(self, values: tuple[str, ...], job: JobShare, cu: float, memory: float) -> None:
-        scope = (*values, job.quota)
-        key = (*scope, self._projects.name(scope, job.project))
-        group = self._groups.get(key)
-        if group is None:
-            group = self._groups[key] = [0.0, 0.0]
-        # Shares are never negative (the parser skips those): the counters never decrease.
-        group[0] += cu
-        group[1] += memory
-        if self._owners is not None:
-            owner_key = (*scope, self._owners.name(scope, job.owner or UNKNOWN_OWNER))
-            self._owner_cu[owner_key] = self._owner_cu.get(owner_key, 0.0) + cu
+                counters.unmeasured += added.seconds
+            if isinstance(added, Consumption):
+                counters.bound += added.cu_bound
+            counters.count(poll, added if isinstance(added, Consumption) else None)
 
     def _families(self) -> tuple[Metric, ...]:
         target_labels = ["region", *self._label_names]
@@ -164,7 +169,7 @@ class ConsumptionMetrics(Collector):
                 labels=target_labels,
             ),
         )
-        if self._owners is not None:
+        if self._owners:
             families += (
                 CounterMetricFamily(
                     "maxcompute_owner_cu_share_seconds_total",
@@ -182,14 +187,12 @@ class ConsumptionMetrics(Collector):
         families = self._families()
         cu, memory, unmeasured, bound = families[:4]
         with self._lock:
-            for key, (cu_seconds, memory_seconds) in sorted(self._groups.items()):
-                cu.add_metric(list(key), cu_seconds)
-                memory.add_metric(list(key), memory_seconds)
-            for values, seconds in sorted(self._unmeasured.items()):
-                unmeasured.add_metric(list(values), seconds)
-            for values, seconds in sorted(self._bound.items()):
-                bound.add_metric(list(values), seconds)
-            if len(families) > 4:
-                for key, seconds in sorted(self._owner_cu.items()):
-                    families[4].add_metric(list(key), seconds)
+            for values, counters in sorted(self._targets.items()):
+                for key, (cu_seconds, memory_seconds) in sorted(counters.groups.items()):
+                    cu.add_metric([*values, key.quota, key.project], cu_seconds)
+                    memory.add_metric([*values, key.quota, key.project], memory_seconds)
+                unmeasured.add_metric(list(values), counters.unmeasured)
+                bound.add_metric(list(values), counters.bound)
+                for key, seconds in sorted(counters.owner_cu.items()):
+                    families[4].add_metric([*values, key.quota, key.project], seconds)
         return iter(families)

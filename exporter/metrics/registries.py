@@ -42,6 +42,8 @@ class ConsumptionOptions:
 
     owners: bool = False
     max_owners: int = 20
+    # The fold's bound in quotas (metrics.max_quotas_per_target).
+    max_quotas: int = 100
     tracker: ConsumptionTracker | None = None
 
 
@@ -208,6 +210,7 @@ class ExporterMetrics:
             label_names,
             interval,
             self.consumption_tracker,
+            max_quotas=options.max_quotas,
             max_projects=max_projects,
             owners=options.owners,
             max_owners=options.max_owners,

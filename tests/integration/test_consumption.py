@@ -1,0 +1,152 @@
+"""Consumption end to end, as the README tells it: the exporter as a subprocess polling the
+simulator every second; with static jobs, each (quota, project)'s share-seconds grow by exactly
+its summed share times the time between the polls, and the owner view splits the same CU
+share-seconds by owner.
+
+The poll times are the windows' ends the simulator was asked for, so the test knows the time
+between any two polls exactly; a scrape is used only when two in a row agree (no poll was
+published in between).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exporter.demo.simulator import ApiSimulator, SimulatorHandler
+from tests.support.exporter_process import ExporterProcess
+from tests.support.exposition import values
+from tests.support.jobs import job_record
+
+KEY_ID, SECRET = "LTAIconsumption", "consumption-secret-value"
+ENV = {"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET}
+NOW = int(time.time())
+CU = "maxcompute_cu_share_seconds_total"
+MEMORY = "maxcompute_memory_share_seconds_total"
+OWNER = "maxcompute_owner_cu_share_seconds_total"
+POLLS = "maxcompute_exporter_poll_duration_seconds_count"
+POLL_COUNT = (POLLS, ("region", "cn-hangzhou"))
+
+# Static: two quotas, three projects, two owners; shares that are exact in binary.
+RUNNING = {"submitted": NOW - 600, "running": NOW - 300}
+JOBS = [
+    job_record(
+        "a", quota="etl", project="sales_dw", cu=0.5, memory=0.25, owner="RAM$etl:robot", **RUNNING
+    ),
+    job_record(
+        "b", quota="etl", project="sales_dw", cu=0.125, memory=0.5, owner="RAM$bi:bob", **RUNNING
+    ),
+    job_record(
+        "c", quota="etl", project="ads", cu=0.25, memory=0.125, owner="RAM$etl:robot", **RUNNING
+    ),
+    job_record(
+        "d", quota="adhoc", project="ads", cu=0.75, memory=0.375, owner="RAM$bi:bob", **RUNNING
+    ),
+]
+SHARES = {  # (quota, project) -> (cu, memory)
+    ("etl", "sales_dw"): (0.625, 0.75),
+    ("etl", "ads"): (0.25, 0.125),
+    ("adhoc", "ads"): (0.75, 0.375),
+}
+OWNER_SHARES = {
+    ("etl", "RAM$etl:robot"): 0.75,
+    ("etl", "RAM$bi:bob"): 0.125,
+    ("adhoc", "RAM$bi:bob"): 0.75,
+}
+
+
+class WindowLog:
+    """The window ends the exporter asked the simulator for, in order, once per poll."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ends: list[int] = []
+
+    def record(self, end: int) -> None:
+        with self.lock:
+            if not self.ends or self.ends[-1] != end:
+                self.ends.append(end)
+
+
+@pytest.fixture
+def simulator() -> Iterator[tuple[ApiSimulator, WindowLog]]:
+    log = WindowLog()
+
+    class RecordingHandler(SimulatorHandler):
+        def _running_jobs(self, state, query):
+            log.record(int(query["to"]))
+            super()._running_jobs(state, query)
+
+    sim = ApiSimulator(JOBS, credentials={KEY_ID: (SECRET, None)})
+    sim.RequestHandlerClass = RecordingHandler
+    sim.start()
+    yield sim, log
+    sim.stop()
+
+
+def start(simulator: ApiSimulator, tmp: Path) -> ExporterProcess:
+    config = tmp / "config.yaml"
+    config.write_text(
+        f"targets:\n  - region: cn-hangzhou\n    endpoint: {simulator.url}\n"
+        "poll:\n  interval: 1s\n  window: 1h\n  timeout: 0.5s\n"
+        "metrics:\n  owner_consumption: true\n"
+        "quota_poll:\n  quotas: false\n  usage: false\n"
+    )
+    process = ExporterProcess("--config", str(config), env=ENV)
+    process.wait_until("/ready")
+    return process
+
+
+def settled(process: ExporterProcess) -> dict:
+    """A scrape taken between two polls: two scrapes in a row that agree."""
+    last = None
+    while True:
+        got = values(process.get("/metrics").text)
+        counters = {k: v for k, v in got.items() if k[0] in (CU, MEMORY, OWNER, POLLS)}
+        if counters == last:
+            return got
+        last = counters
+        time.sleep(0.05)
+
+
+def by(got: dict, name: str, label: str) -> dict[tuple[str, str], float]:
+    return {(dict(k[1:])["quota"], dict(k[1:])[label]): v for k, v in got.items() if k[0] == name}
+
+
+def test_share_seconds_grow_by_the_summed_shares_times_the_time_between_polls(
+    simulator: tuple[ApiSimulator, WindowLog], tmp_path: Path
+) -> None:
+    sim, log = simulator
+    process = start(sim, tmp_path)
+    try:
+        first = settled(process)
+        # Some 40 one-second polls later (a busy machine may take longer; 120 s at most).
+        deadline = time.monotonic() + 120
+        while True:
+            last = settled(process)
+            if last[POLL_COUNT] >= first[POLL_COUNT] + 40 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        process.stop()
+    polls = (int(first[POLL_COUNT]), int(last[POLL_COUNT]))
+    # Every poll good: a failed one would leave a gap unmeasured (test_consumption's units).
+    errors = [v for k, v in last.items() if k[0] == "maxcompute_exporter_poll_errors_total"]
+    assert sum(errors) == 0
+    with log.lock:
+        seconds = log.ends[polls[1] - 1] - log.ends[polls[0] - 1]
+    assert seconds >= 40  # several polls apart
+    for name, column in ((CU, 0), (MEMORY, 1)):
+        before, after = by(first, name, "project"), by(last, name, "project")
+        assert after.keys() == SHARES.keys()
+        for group, shares in SHARES.items():
+            increase = after[group] - before[group]
+            assert increase == pytest.approx(shares[column] * seconds, rel=0.01), (name, group)
+    before, after = by(first, OWNER, "owner"), by(last, OWNER, "owner")
+    assert after.keys() == OWNER_SHARES.keys()
+    for group, share in OWNER_SHARES.items():
+        assert after[group] - before[group] == pytest.approx(share * seconds, rel=0.01), group

@@ -62,11 +62,12 @@ def demo_config(endpoint: str) -> Config:
         endpoint=endpoint,
         credentials=Credentials(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET),
     )
-    # The per-job view is on so that the demo's alerts and dashboard name the jobs.
+    # The per-job view is on so that the demo's alerts and dashboard name the jobs; the owner
+    # view of consumption so that its dashboard panel has owners to show.
     return Config(
         targets=(target,),
         poll=PollSettings(interval=15.0, window=86400.0),
-        metrics=MetricsSettings(top_jobs=5),
+        metrics=MetricsSettings(top_jobs=5, owner_consumption=True),
         quota_poll=QuotaPollSettings(quotas_interval=60.0, usage_interval=15.0),
     )
 

@@ -150,3 +150,23 @@ def test_share_seconds_grow_by_the_summed_shares_times_the_time_between_polls(
     assert after.keys() == OWNER_SHARES.keys()
     for group, share in OWNER_SHARES.items():
         assert after[group] - before[group] == pytest.approx(share * seconds, rel=0.01), group
+
+
+def test_demo_shows_consumption_growing_within_a_minute() -> None:
+    process = ExporterProcess("--demo")
+    try:
+        process.wait_until("/ready")
+        ready = time.monotonic()
+        totals: list[float] = []
+        while time.monotonic() - ready < 60 and not (len(totals) > 1 and totals[-1] > totals[0]):
+            got = values(process.get("/metrics").text)
+            total = sum(v for k, v in got.items() if k[0] == CU)
+            if total > 0 and (not totals or total != totals[-1]):
+                totals.append(total)
+            time.sleep(0.5)
+        owners = {dict(k[1:])["owner"] for k in got if k[0] == OWNER}
+    finally:
+        process.stop()
+    # Two good polls make the first share-seconds, a third adds to them: well within a minute.
+    assert len(totals) > 1 and totals[-1] > totals[0] > 0, totals
+    assert owners and "__unknown__" not in owners  # the demo turns the owner view on

@@ -56,32 +56,34 @@ class TargetCounters:
 
     def count(self, poll: SharePoll, added: Consumption | None) -> None:
         """One round: route ``added`` (None: nothing, a baseline or a gap) and settle the series."""
-        cu: dict[GroupKey, float] = {}
-        memory: dict[GroupKey, float] = {}
-        by_owner: dict[GroupKey, float] = {}
-        for part in added.parts if added is not None else ():
-            group = GroupKey(part.job.quota, part.job.project)
-            cu[group] = cu.get(group, 0.0) + part.cu_seconds
-            memory[group] = memory.get(group, 0.0) + part.memory_seconds
-            owner = GroupKey(part.job.quota, part.job.owner or UNKNOWN_OWNER)
-            by_owner[owner] = by_owner.get(owner, 0.0) + part.cu_seconds
-        jobs = poll.jobs.values()
-        fold = self.projects.round(poll.at, {GroupKey(j.quota, j.project) for j in jobs}, cu)
+        groups = added.groups if added is not None else {}
+        cu = {GroupKey(*key): seconds[0] for key, seconds in groups.items()}
+        present = {GroupKey(*key) for key in poll.groups()}
+        fold = self.projects.round(poll.at, present, cu)
         values = {key: list(self.groups.get(key, (0.0, 0.0))) for key in fold.series}
-        for group, seconds in cu.items():
+        for key, (cu_seconds, memory_seconds) in groups.items():
             # Shares are never negative (the parser skips those): the counters never decrease.
-            series = values.setdefault(fold.routes[group], [0.0, 0.0])
-            series[0] += seconds
-            series[1] += memory[group]
+            series = values.setdefault(fold.routes[GroupKey(*key)], [0.0, 0.0])
+            series[0] += cu_seconds
+            series[1] += memory_seconds
         self.groups = {key: (pair[0], pair[1]) for key, pair in values.items()}
         if self.owners is not None:
-            owners = {GroupKey(j.quota, j.owner or UNKNOWN_OWNER) for j in jobs}
-            owner_fold = self.owners.round(poll.at, owners, by_owner)
-            owner_cu = {key: self.owner_cu.get(key, 0.0) for key in owner_fold.series}
-            for owner, seconds in by_owner.items():
-                route = owner_fold.routes[owner]
-                owner_cu[route] = owner_cu.get(route, 0.0) + seconds
-            self.owner_cu = owner_cu
+            self._count_owners(self.owners, poll, added)
+
+    def _count_owners(
+        self, owners: CounterFold, poll: SharePoll, added: Consumption | None
+    ) -> None:
+        by_owner: dict[GroupKey, float] = {}
+        for (quota, owner), seconds in (added.owners if added is not None else {}).items():
+            key = GroupKey(quota, owner or UNKNOWN_OWNER)
+            by_owner[key] = by_owner.get(key, 0.0) + seconds
+        present = {GroupKey(quota, owner or UNKNOWN_OWNER) for quota, owner in poll.owners()}
+        fold = owners.round(poll.at, present, by_owner)
+        owner_cu = {key: self.owner_cu.get(key, 0.0) for key in fold.series}
+        for key, seconds in by_owner.items():
+            route = fold.routes[key]
+            owner_cu[route] = owner_cu.get(route, 0.0) + seconds
+        self.owner_cu = owner_cu
 
 
 class ConsumptionMetrics(Collector):
@@ -120,7 +122,8 @@ class ConsumptionMetrics(Collector):
 
     def poll_published(self, target: Target, window: TimeSlice, jobs: Iterable[RunningJob]) -> None:
         """A good poll of ``target``: integrate since the last one and count it."""
-        poll = SharePoll.of(window.end, jobs)
+        last = self.tracker.last(target)
+        poll = SharePoll.of(window.end, jobs, last.jobs if last is not None else None)
         added = self.tracker.observe(target, poll)
         values = tuple(target_label_values(target, self._label_names))
         with self._lock:

@@ -96,9 +96,7 @@ def test_a_share_that_changes_between_polls_adds_the_trapezoid() -> None:
         SharePoll.of(NOW, [job("a", 0.2, memory=0.1)]),
         SharePoll.of(NOW + 60, [job("a", 0.4, memory=0.3)]),
     )
-    assert [(p.cu_seconds, p.memory_seconds) for p in added.parts] == [
-        (pytest.approx(18.0), pytest.approx(12.0))
-    ]
+    assert added.groups == {("etl", "dw"): (pytest.approx(18.0), pytest.approx(12.0))}
 
 
 def test_a_job_that_started_between_polls_counts_from_its_running_at_time() -> None:
@@ -112,7 +110,8 @@ def test_a_job_that_started_between_polls_counts_from_its_running_at_time() -> N
 
 def test_a_job_that_came_into_view_with_an_older_start_counts_from_the_last_poll() -> None:
     added = consumption(SharePoll.of(NOW, []), SharePoll.of(NOW + 60, [job("old", 0.5)]))
-    assert [p.cu_seconds for p in added.parts] == [30.0]
+    assert added.groups == {("etl", "dw"): (30.0, 0.0)}
+    assert added.owners == {("etl", "ALIYUN$a@x"): 30.0}
 
 
 @pytest.mark.parametrize("finished_after", [1, 15, 30, 45, 60])
@@ -154,7 +153,7 @@ def test_a_failed_first_poll_changes_nothing_the_first_good_one_is_the_baseline(
     assert tracker.observe(PROD, SharePoll.of(NOW, [job("a", 1.0)])) is None
     added = tracker.observe(PROD, SharePoll.of(NOW + 60, [job("a", 1.0)]))
     assert not isinstance(added, Gap) and added is not None
-    assert [p.cu_seconds for p in added.parts] == [60.0]
+    assert added.groups == {("etl", "dw"): (60.0, 0.0)}
 
 
 def test_projects_past_the_limit_count_under_other_and_the_sums_stay_exact() -> None:

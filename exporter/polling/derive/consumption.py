@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from exporter.api.wire.jobs import RunningJob
 from exporter.config import Target
 
+# (quota, project) or (quota, owner): plain tuples, hashed and compared at C speed per job.
+Group = tuple[str, str]
+
 
 @dataclass(frozen=True, slots=True)
 class JobShare:
@@ -50,37 +53,46 @@ class SharePoll:
     jobs: Mapping[str, JobShare]
 
     @classmethod
-    def of(cls, at: int, jobs: Iterable[RunningJob]) -> SharePoll:
-        """A poll's jobs as kept: names interned, so 10 000 jobs share a few strings."""
-        intern = sys.intern
-        kept = {
-            job.instance_id: JobShare(
-                intern(job.quota),
-                intern(job.project),
-                intern(job.owner),
-                job.cu_snapshot,
-                job.memory_snapshot,
-                job.running_at,
-            )
-            for job in jobs
-        }
+    def of(
+        cls, at: int, jobs: Iterable[RunningJob], known: Mapping[str, JobShare] | None = None
+    ) -> SharePoll:
+        """A poll's jobs as kept: names interned, so 10 000 jobs share a few strings.
+
+        A job in ``known`` (the last poll's) keeps its record if its shares did not move, and
+        its names if they did: most jobs run through many polls.
+        """
+        intern, known = sys.intern, known or {}
+        kept = {}
+        for job in jobs:
+            cu, memory = job.cu_snapshot, job.memory_snapshot
+            was = known.get(job.instance_id)
+            if was is None or was.quota != job.quota or was.project != job.project:
+                was = JobShare(
+                    intern(job.quota), intern(job.project), intern(job.owner), cu, memory,
+                    job.running_at,
+                )  # fmt: skip
+            elif was.cu != cu or was.memory != memory:
+                was = JobShare(was.quota, was.project, was.owner, cu, memory, was.running_at)
+            kept[job.instance_id] = was
         return cls(at, kept)
 
+    def groups(self) -> set[Group]:
+        """The (quota, project) groups of the jobs running at this poll."""
+        return {(job.quota, job.project) for job in self.jobs.values()}
 
-@dataclass(frozen=True, slots=True)
-class JobPart:
-    """One job's share-seconds between two polls."""
-
-    job: JobShare
-    cu_seconds: float
-    memory_seconds: float
+    def owners(self) -> set[Group]:
+        """The (quota, owner) pairs of the jobs running at this poll."""
+        return {(job.quota, job.owner) for job in self.jobs.values()}
 
 
 @dataclass(frozen=True, slots=True)
 class Consumption:
-    """What two successive good polls of a target add up to."""
+    """What two successive good polls of a target add up to, per group."""
 
-    parts: tuple[JobPart, ...]
+    # (quota, project) -> (CU share-seconds, memory share-seconds)
+    groups: Mapping[Group, tuple[float, float]]
+    # (quota, owner) -> CU share-seconds ('' where a job names no owner)
+    owners: Mapping[Group, float]
     # The most the CU share-seconds of the finished jobs may be off by (half their interval).
     cu_bound: float
 
@@ -92,28 +104,38 @@ class Gap:
     seconds: int
 
 
-def _parts(last: SharePoll, new: SharePoll) -> Iterator[JobPart]:
+def _job_seconds(last: SharePoll, new: SharePoll) -> Iterator[tuple[JobShare, float, float]]:
+    """Each job's (CU, memory) share-seconds between the two polls (see the module doc)."""
     span = max(0, new.at - last.at)
+    before = last.jobs
     for instance_id, job in new.jobs.items():
-        before = last.jobs.get(instance_id)
-        if before is not None:
-            yield JobPart(
-                job, (before.cu + job.cu) / 2 * span, (before.memory + job.memory) / 2 * span
-            )
+        was = before.get(instance_id)
+        if was is not None:
+            yield job, (was.cu + job.cu) / 2 * span, (was.memory + job.memory) / 2 * span
         else:
             ran = new.at - min(new.at, max(job.running_at, last.at))
-            yield JobPart(job, job.cu * ran, job.memory * ran)
-    for instance_id in last.jobs.keys() - new.jobs.keys():
-        job = last.jobs[instance_id]
-        yield JobPart(job, job.cu * span / 2, job.memory * span / 2)
+            yield job, job.cu * ran, job.memory * ran
+    for instance_id in before.keys() - new.jobs.keys():
+        job = before[instance_id]
+        yield job, job.cu * span / 2, job.memory * span / 2
 
 
 def consumption(last: SharePoll, new: SharePoll) -> Consumption:
-    """Each job's share-seconds between ``last`` and ``new`` (see the module doc)."""
+    """The share-seconds between ``last`` and ``new``, summed per group (see the module doc)."""
+    cu_sums: dict[Group, float] = {}
+    memory_sums: dict[Group, float] = {}
+    owners: dict[Group, float] = {}
+    for job, cu, memory in _job_seconds(last, new):
+        # Summed in plain dicts of floats: the per-job cost of this step is these few lines.
+        key, owner = (job.quota, job.project), (job.quota, job.owner)
+        cu_sums[key] = cu_sums.get(key, 0.0) + cu
+        memory_sums[key] = memory_sums.get(key, 0.0) + memory
+        owners[owner] = owners.get(owner, 0.0) + cu
     span = max(0, new.at - last.at)
     gone = last.jobs.keys() - new.jobs.keys()
     bound = sum(last.jobs[instance_id].cu for instance_id in gone) * span / 2
-    return Consumption(tuple(_parts(last, new)), bound)
+    groups = {key: (cu, memory_sums[key]) for key, cu in cu_sums.items()}
+    return Consumption(groups, owners, bound)
 
 
 class ConsumptionTracker:
@@ -139,6 +161,10 @@ class ConsumptionTracker:
         """A poll of ``target`` failed: the time until its next good poll goes unmeasured."""
         if target in self._last:
             self._interrupted.add(target)
+
+    def last(self, target: Target) -> SharePoll | None:
+        """``target``'s last good poll, if there was one."""
+        return self._last.get(target)
 
     def tracked(self) -> int:
         """Jobs remembered across all targets (the memory this step holds)."""

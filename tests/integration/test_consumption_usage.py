@@ -13,6 +13,7 @@ is exact, piecewise between the simulator's own events.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -29,6 +30,7 @@ from exporter.polling.schedule.poller import TargetPoller
 from tests.support.exposition import values_of
 from tests.support.jobs import make_target
 from tests.support.stack import KEY
+from tests.support.tools import promtool
 
 # In the past: the parser takes a time more than 5 minutes past the real clock as bad.
 T0 = int(time.time()) - 700
@@ -122,7 +124,12 @@ async def test_projects_cu_hours_add_up_to_the_quotas_used_cpu_integral(
             assert await poller.poll()
     finally:
         await poller.aclose()
-    counted = values_of(renderer.render().decode(), "maxcompute_cu_share_seconds_total")
+    text = renderer.render().decode()
+    checked = subprocess.run(
+        [promtool(), "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    counted = values_of(text, "maxcompute_cu_share_seconds_total")
     core_seconds = dict.fromkeys(MAX_CU, 0.0)
     for labels, share_seconds in counted.items():
         quota = dict(labels)["quota"]
@@ -130,7 +137,7 @@ async def test_projects_cu_hours_add_up_to_the_quotas_used_cpu_integral(
     truth = used_cpu_integral(churn, at_baseline, polls[0], polls[-1])
     bound = stated_bound(churn, polls)
     assert churn.finished > 10 and churn.submitted > 10
-    assert values_of(renderer.render().decode(), "maxcompute_exporter_invalid_jobs_total") == {
+    assert values_of(text, "maxcompute_exporter_invalid_jobs_total") == {
         (("region", "cn-hangzhou"),): 0.0
     }
     for quota in MAX_CU:

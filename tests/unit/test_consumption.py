@@ -18,12 +18,15 @@ from prometheus_client import CollectorRegistry, generate_latest
 from exporter.api.wire.jobs import RunningJob
 from exporter.api.wire.pages import TimeSlice
 from exporter.metrics.consumption import ConsumptionMetrics
+from exporter.metrics.registries import ExporterMetrics
 from exporter.polling.derive.consumption import (
     ConsumptionTracker,
     Gap,
     SharePoll,
     consumption,
 )
+from exporter.polling.publish.snapshot import SnapshotStore
+from exporter.polling.schedule.observer import PollOutcome
 from tests.support.exposition import values_of
 from tests.support.jobs import NOW, make_target
 
@@ -304,3 +307,18 @@ def test_counters_never_decrease_and_sum_over_projects_and_owners_to_the_quotas(
         owners = per_quota(mine, "owner")
         for quota, value in per_quota(quota_total, None).items():
             assert math.isclose(owners[quota], value, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_the_pollers_observer_tells_consumption_of_a_failed_poll() -> None:
+    target = make_target()
+    metrics = ExporterMetrics(SnapshotStore((target,)), (target,), (), 60.0, process_metrics=False)
+    steady = job("a", 0.5)
+    metrics.polls.poll_published(target, TimeSlice(NOW - 3600, NOW), iter([steady]))
+    metrics.polls.poll_ended(target, PollOutcome(1.0, 3, 0, 10.0, failure="server_error"))
+    metrics.polls.poll_published(target, TimeSlice(NOW - 3540, NOW + 60), iter([steady]))
+    metrics.polls.poll_ended(target, PollOutcome(1.0, 3, 0, 10.0))  # a good one: no gap
+    metrics.polls.poll_published(target, TimeSlice(NOW - 3480, NOW + 120), iter([steady]))
+    text = generate_latest(metrics.self_registry).decode()
+    region = (("region", "cn-hangzhou"),)
+    assert values_of(text, UNMEASURED) == {region: 60.0}
+    assert values_of(text, CU) == {(("project", "dw"), ("quota", "etl"), *region): 30.0}

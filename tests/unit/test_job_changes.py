@@ -20,6 +20,7 @@ from exporter.polling.derive.job_changes import (
     TrackedJob,
     job_changes,
 )
+from exporter.polling.derive.start_times import started_by
 from tests.support.exposition import values_of
 from tests.support.jobs import NOW, make_target
 
@@ -261,3 +262,11 @@ def test_the_jobs_remembered_as_finished_are_bounded_oldest_forgotten_first(monk
     assert back is not None
     # Which one was forgotten depends on set order; it counts as a start, the others reappear.
     assert (len(back.started), len(back.reappeared)) == (1, 2)
+
+
+def test_a_start_after_the_poll_time_is_clamped_to_it_and_the_rest_kept_as_they_are() -> None:
+    early, late = job("early", NOW - 10, NOW - 5), job("late", NOW - 5, NOW + 250)
+    clamped = list(started_by([early, late], NOW))
+    assert clamped[0] is early
+    assert (clamped[1].instance_id, clamped[1].running_at) == ("late", NOW)
+    assert tracked(clamped[1]).queue_seconds == 5

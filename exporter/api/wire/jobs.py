@@ -13,9 +13,7 @@ What each kind of bad field becomes (the README's "Failure modes" repeats this t
   outside 0..1 is clamped later, in aggregation, and counted there.
 - ``submittedAtTime``, ``runningAtTime``: missing, null, not a whole number, zero or negative:
   skipped and counted. A value above 10^11 is taken as milliseconds and divided by 1000. A time
-  more than 5 minutes in the future is clamped to the poll's time; a ``runningAtTime`` in the
-  future at all is clamped to it too (a job cannot have started after the answer listing it
-  running: a queue wait or a run time is never made of a clock's skew).
+  more than 5 minutes in the future is clamped to the poll's time.
 - ``jobOwner``: optional, only the per-job view shows it; anything but a string of 1 to 256
   characters becomes ''.
 """
@@ -122,5 +120,4 @@ def parse_job(record: object, now: float) -> RunningJob | None:
     ):
         return None
     owner = _text(record, "jobOwner") or ""
-    running = min(running, int(now))
     return RunningJob(instance_id, project, quota, cu, memory, progress, submitted, running, owner)

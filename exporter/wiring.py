@@ -16,6 +16,7 @@ from exporter.config import Config, ConfigError
 from exporter.metrics.registries import ConsumptionOptions, ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
 from exporter.polling.derive.consumption import ConsumptionTracker
+from exporter.polling.derive.counter_fold import FoldLimits
 from exporter.polling.derive.job_changes import JobTracker
 from exporter.polling.publish.quota_snapshot import QuotaStore
 from exporter.polling.publish.snapshot import SnapshotStore
@@ -105,11 +106,10 @@ def exporter_metrics(
         quota_store=quota_store,
         quota_poll=config.quota_poll,
         poll_for=config.poll_for,
-        max_projects_per_quota=config.metrics.max_projects_per_quota,
+        counter_limits=FoldLimits.of(config),
         consumption=ConsumptionOptions(
             owners=config.metrics.owner_consumption,
             max_owners=config.metrics.max_owners_per_quota,
-            max_quotas=config.metrics.max_quotas_per_target,
             tracker=consumption_tracker,
         ),
     )

@@ -104,6 +104,7 @@ def render_effective_settings(config: Config) -> str:
             "job_changes": config.metrics.job_changes,
             "owner_consumption": config.metrics.owner_consumption,
             "max_owners_per_quota": config.metrics.max_owners_per_quota,
+            "counter_retention": format_duration(config.counter_retention),
         },
         "quota_poll": {
             "quotas": config.quota_poll.quotas,

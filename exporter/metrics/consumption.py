@@ -20,6 +20,7 @@ over projects stay exact.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterable, Iterator
 
@@ -32,14 +33,10 @@ from exporter.config import Target
 from exporter.metrics.families import target_label_values
 from exporter.polling.derive.aggregation import GroupKey
 from exporter.polling.derive.consumption import Consumption, ConsumptionTracker, Gap, SharePoll
-from exporter.polling.derive.counter_fold import CounterFold
+from exporter.polling.derive.counter_fold import DEFAULT_FOLD_LIMITS, CounterFold, FoldLimits
 
 # A job whose record names no owner counts under this owner (not a valid account name).
 UNKNOWN_OWNER = "__unknown__"
-
-
-# How long a series neither counted nor seen is kept (the counters' fold retention).
-DEFAULT_RETENTION_SECONDS = 86_400.0
 
 
 class TargetCounters:
@@ -99,18 +96,17 @@ class ConsumptionMetrics(Collector):
         interval: float,
         tracker: ConsumptionTracker | None = None,
         *,
-        max_quotas: int = 100,
-        max_projects: int = 500,
+        limits: FoldLimits = DEFAULT_FOLD_LIMITS,
         owners: bool = False,
         max_owners: int = 20,
-        retention: float = DEFAULT_RETENTION_SECONDS,
     ) -> None:
         self._label_names = label_names
         self._interval = interval
         # Handed on by a reload, so unchanged targets are not baselines again.
         self.tracker = tracker if tracker is not None else ConsumptionTracker()
-        self._new_projects = lambda: CounterFold(max_quotas, max_projects, retention)
-        self._new_owners = lambda: CounterFold(max_quotas, max_owners, retention)
+        # One fold per target and family: projects as every counter's, owners their own cap.
+        self._project_limits = limits
+        self._owner_limits = dataclasses.replace(limits, max_projects=max_owners)
         self._owners = owners
         self._lock = threading.Lock()
         # Keyed by (region, *labels): each target's series.
@@ -129,8 +125,9 @@ class ConsumptionMetrics(Collector):
         with self._lock:
             counters = self._targets.get(values)
             if counters is None:
-                owners = self._new_owners() if self._owners else None
-                counters = self._targets[values] = TargetCounters(self._new_projects(), owners)
+                owners = self._owner_limits.fold() if self._owners else None
+                projects = self._project_limits.fold()
+                counters = self._targets[values] = TargetCounters(projects, owners)
             if isinstance(added, Gap):
                 counters.unmeasured += added.seconds
             if isinstance(added, Consumption):

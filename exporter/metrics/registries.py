@@ -27,6 +27,7 @@ from exporter.metrics.run_times import RunTimesCollector
 from exporter.metrics.series_cost import SeriesCostCollector
 from exporter.metrics.staleness import Staleness
 from exporter.polling.derive.consumption import ConsumptionTracker
+from exporter.polling.derive.counter_fold import DEFAULT_FOLD_LIMITS, FoldLimits
 from exporter.polling.derive.job_changes import JobTracker
 from exporter.polling.publish.quota_snapshot import QuotaStore
 from exporter.polling.publish.snapshot import SnapshotStore
@@ -42,8 +43,6 @@ class ConsumptionOptions:
 
     owners: bool = False
     max_owners: int = 20
-    # The fold's bound in quotas (metrics.max_quotas_per_target).
-    max_quotas: int = 100
     tracker: ConsumptionTracker | None = None
 
 
@@ -87,8 +86,9 @@ class ExporterMetrics:
     ``job_registry`` holds the job series (rendered once per published poll), ``self_registry``
     the exporter's own; ``polls`` is the observer the pollers report to. ``top_jobs`` and
     ``job_changes`` add the per-job view and jobs over time (``metrics.*`` in the config);
-    ``job_tracker`` is the last exporter's, on a reload; ``consumption`` the share-seconds
-    counters' owner view and tracker.
+    ``job_tracker`` is the last exporter's, on a reload; ``counter_limits`` bound the counters'
+    series (``polling.derive.counter_fold``); ``consumption`` holds the share-seconds counters'
+    owner view and the last exporter's tracker.
     """
 
     def __init__(
@@ -109,7 +109,7 @@ class ExporterMetrics:
         quota_store: QuotaStore | None = None,
         quota_poll: QuotaPollSettings = QUOTA_POLL_OFF,
         poll_for: Callable[[Target], PollSettings] | None = None,
-        max_projects_per_quota: int = 500,
+        counter_limits: FoldLimits = DEFAULT_FOLD_LIMITS,
         consumption: ConsumptionOptions | None = None,
     ) -> None:
         # Targets with their own targets[].poll: their interval and staleness limit.
@@ -130,10 +130,10 @@ class ExporterMetrics:
         self.self_registry.register(SeriesCostCollector(store, label_names, self.staleness))
         self.job_changes = self._job_changes(
             targets, label_names, interval, job_changes, queue_wait_buckets, run_time_buckets,
-            job_tracker, max_projects_per_quota,
+            job_tracker, counter_limits,
         )  # fmt: skip
         self.consumption = self._consumption(
-            targets, label_names, interval, consumption, max_projects_per_quota
+            targets, label_names, interval, consumption, counter_limits
         )
         polls = PollMetrics(self.self_registry, targets, label_names)
         self.polls = PollReports(polls, self.job_changes, self.consumption)
@@ -172,7 +172,7 @@ class ExporterMetrics:
         queue_wait_buckets: tuple[float, ...],
         run_time_buckets: tuple[float, ...],
         job_tracker: JobTracker | None,
-        max_projects: int,
+        limits: FoldLimits,
     ) -> JobChangeMetrics | None:
         """Jobs over time, if on: counted after a poll is published, so its series are
         rendered per scrape with the exporter's own, never cached with a snapshot's."""
@@ -187,7 +187,7 @@ class ExporterMetrics:
             queue_wait_buckets,
             run_time_buckets,
             self.job_tracker,
-            max_projects=max_projects,
+            limits,
         )
         self.self_registry.register(changes)
         return changes
@@ -198,7 +198,7 @@ class ExporterMetrics:
         label_names: tuple[str, ...],
         interval: float,
         options: ConsumptionOptions | None,
-        max_projects: int,
+        limits: FoldLimits,
     ) -> ConsumptionMetrics:
         """The share-seconds counters: integrated after a poll is published, rendered per
         scrape with the exporter's own."""
@@ -210,8 +210,7 @@ class ExporterMetrics:
             label_names,
             interval,
             self.consumption_tracker,
-            max_quotas=options.max_quotas,
-            max_projects=max_projects,
+            limits=limits,
             owners=options.owners,
             max_owners=options.max_owners,
         )

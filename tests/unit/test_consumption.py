@@ -25,6 +25,7 @@ from exporter.polling.derive.consumption import (
     SharePoll,
     consumption,
 )
+from exporter.polling.derive.counter_fold import FoldLimits
 from exporter.polling.publish.snapshot import SnapshotStore
 from exporter.polling.schedule.observer import PollOutcome
 from tests.support.exposition import values_of
@@ -160,7 +161,7 @@ def test_a_failed_first_poll_changes_nothing_the_first_good_one_is_the_baseline(
 
 
 def test_projects_past_the_limit_count_under_other_and_the_sums_stay_exact() -> None:
-    counted = Counted(ConsumptionMetrics(("account",), 60.0, max_projects=2))
+    counted = Counted(ConsumptionMetrics(("account",), 60.0, limits=FoldLimits(max_projects=2)))
     jobs = [job(name, 0.125, project=name) for name in ("p1", "p2", "p3", "__other__")]
     counted.poll(NOW, *jobs)
     counted.poll(NOW + 80, *jobs)
@@ -172,7 +173,7 @@ def test_projects_past_the_limit_count_under_other_and_the_sums_stay_exact() -> 
 
 
 def test_quotas_past_the_limit_count_under_other_other() -> None:
-    counted = Counted(ConsumptionMetrics(("account",), 60.0, max_quotas=1))
+    counted = Counted(ConsumptionMetrics(("account",), 60.0, limits=FoldLimits(max_quotas=1)))
     jobs = [job("a", 0.5, quota="etl"), job("b", 0.25, quota="zz_adhoc")]
     counted.poll(NOW, *jobs)
     counted.poll(NOW + 40, *jobs)
@@ -180,7 +181,7 @@ def test_quotas_past_the_limit_count_under_other_other() -> None:
 
 
 def test_a_group_neither_counted_nor_seen_for_the_retention_is_dropped() -> None:
-    counted = Counted(ConsumptionMetrics(("account",), 60.0, retention=600))
+    counted = Counted(ConsumptionMetrics(("account",), 60.0, limits=FoldLimits(retention=600)))
     counted.poll(NOW, job("a", 0.5), job("b", 0.5, project="bi"))
     counted.poll(NOW + 60, job("a", 0.5))  # b finished: half the interval, 15
     assert counted.values(CU) == {group(): 30.0, group(project="bi"): 15.0}
@@ -292,7 +293,12 @@ def per_quota(values: dict[tuple, float], kind: str | None) -> dict[str, float]:
 @settings(max_examples=60, deadline=None)
 @given(steps)
 def test_counters_never_decrease_and_sum_over_projects_and_owners_to_the_quotas(steps_) -> None:
-    folded = run(steps_, ConsumptionMetrics((), 60.0, max_projects=2, owners=True, max_owners=1))
+    folded = run(
+        steps_,
+        ConsumptionMetrics(
+            (), 60.0, limits=FoldLimits(max_projects=2, retention=86400), owners=True, max_owners=1
+        ),
+    )
     whole = run(steps_, ConsumptionMetrics((), 60.0), rename=True)
     for earlier, later in itertools.pairwise(folded):
         for key, value in earlier.items():

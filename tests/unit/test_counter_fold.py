@@ -146,7 +146,7 @@ def test_bad_limits_are_refused() -> None:
 GROUPS = [G(f"q{q}", f"p{p}") for q in range(4) for p in range(5)] + [G("q0", OTHER)]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.lists(
         st.tuples(

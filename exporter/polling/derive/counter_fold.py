@@ -30,12 +30,43 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from exporter.config import Config
 from exporter.polling.derive.aggregation import GroupKey
 from exporter.polling.derive.project_fold import OTHER_PROJECT
 
 # Not a valid MaxCompute quota or project name (those start with a letter): the gauges' word.
 OTHER = OTHER_PROJECT
 OTHER_GROUP = GroupKey(OTHER, OTHER)
+
+
+@dataclass(frozen=True, slots=True)
+class FoldLimits:
+    """The configuration's limits of counter series (``metrics.max_quotas_per_target``,
+    ``metrics.max_projects_per_quota``, ``metrics.counter_retention``): one ``CounterFold`` per
+    target and family of counters is made from them."""
+
+    max_quotas: int = 100
+    max_projects: int = 500
+    retention: float = 3600.0
+
+    @classmethod
+    def of(cls, config: Config) -> FoldLimits:
+        """The limits ``config`` sets."""
+        metrics = config.metrics
+        return cls(metrics.max_quotas_per_target, metrics.max_projects_per_quota,
+                   config.counter_retention)  # fmt: skip
+
+    def fold(self) -> CounterFold:
+        """A new, empty policy with these limits."""
+        return CounterFold(self.max_quotas, self.max_projects, self.retention)
+
+    @property
+    def most_series(self) -> int:
+        """The most series a target exports per family keyed by (quota, project)."""
+        return self.max_quotas * (self.max_projects + 1) + 1
+
+
+DEFAULT_FOLD_LIMITS = FoldLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,14 +138,15 @@ class CounterFold:
         if self._next_choice is None:
             self._next_choice = now + self.retention
         self._expire(now - self.retention)
-        groups = sorted(set(present) | counts.keys(), key=lambda g: (-counts.get(g, 0), g))
+        present = set(present)
+        groups = sorted(present | counts.keys(), key=lambda g: (-counts.get(g, 0), g))
         for group in groups:
             self._name_new(group, now)
         routes = {group: self._route(group) for group in groups}
         self._touch(now, counts, routes)
         if now >= self._next_choice:
-            self._choose()
-        self._fill(now, groups)
+            self._choose(now)
+        self._fill(now, groups, present)
         if now >= self._next_choice:
             self._next_choice = now + self.retention
             self._folded_quotas.clear()
@@ -185,7 +217,7 @@ class CounterFold:
             else:
                 quota.other = now
 
-    def _choose(self) -> None:
+    def _choose(self, now: float) -> None:
         """The slow re-choice: per quota, named projects that counted least are frozen when
         others counted more; a frozen one that counted among the most is named again."""
         for quota in self._quotas.values():
@@ -194,28 +226,39 @@ class CounterFold:
             for project in [p for p in quota.named if p not in should]:
                 if quota.activity.get(project, 0) < rising:
                     quota.frozen[project] = quota.named.pop(project)
+                    # Its counts go to __other__ from the next round: that series exists.
+                    quota.other = now
             for project in should & quota.frozen.keys():
                 if len(quota.named) < self.max_projects:
                     quota.named[project] = quota.frozen.pop(project)
 
-    def _fill(self, now: float, groups: list[GroupKey]) -> None:
-        """Free slots go to this round's folded groups, most counted lately first: a series at
-        0 now, counted into from the next round."""
-        by_quota: dict[str, set[str]] = {}
+    def _fill(self, now: float, groups: list[GroupKey], present: set[GroupKey]) -> None:
+        """Free slots go to the folded groups seen this round (in ``present``; not those only
+        counted: their jobs are gone), most counted lately first: a series at 0 now, counted
+        into from the next round."""
+        seen: dict[str, set[str]] = {}
         for group in groups:
-            by_quota.setdefault(group.quota, set()).add(group.project)
-        waiting = {q: a for q, a in self._folded_quotas.items() if q in by_quota}
-        for name in _ranked(waiting)[: max(0, self.max_quotas - len(self._quotas))]:
+            if group in present and group.project != OTHER:
+                seen.setdefault(group.quota, set()).add(group.project)
+        waiting = {q: a for q, a in self._folded_quotas.items() if q in seen}
+        named_now = _ranked(waiting)[: max(0, self.max_quotas - len(self._quotas))]
+        for name in named_now:
             self._quotas[name] = _Quota()
             self._folded_quotas.pop(name)
-        for name, projects in by_quota.items():
+        for name, projects in seen.items():
             quota = self._quotas.get(name)
-            if quota is None or name == OTHER:
+            if quota is None:
                 continue
-            folded = projects - quota.named.keys() - quota.frozen.keys() - {OTHER}
-            free = self.max_projects - len(quota.named) - len(quota.frozen)
-            for project in _ranked({p: quota.activity.get(p, 0) for p in folded})[: max(0, free)]:
+            folded = projects - quota.named.keys() - quota.frozen.keys()
+            free = max(0, self.max_projects - len(quota.named) - len(quota.frozen))
+            for project in _ranked({p: quota.activity.get(p, 0) for p in folded})[:free]:
                 quota.named[project] = now
+        fresh = set(named_now)
+        for group in groups:
+            # What of this round a quota named now left unnamed counts under its __other__
+            # from the next round: that series exists, at 0.
+            if group.quota in fresh and group.project not in self._quotas[group.quota].named:
+                self._quotas[group.quota].other = now
 
     def _prune(self) -> None:
         """What folded groups counted is kept for the best few only (bounded memory)."""

@@ -4,8 +4,8 @@ its summed share times the time between the polls, and the owner view splits the
 share-seconds by owner.
 
 The poll times are the windows' ends the simulator was asked for, so the test knows the time
-between any two polls exactly; a scrape is used only when two in a row agree (no poll was
-published in between).
+between any two polls exactly; a scrape is taken only between polls (no request for 0.3 s
+before it nor during it), so it shows the last poll the simulator answered.
 """
 
 from __future__ import annotations
@@ -60,16 +60,25 @@ OWNER_SHARES = {
 
 
 class WindowLog:
-    """The window ends the exporter asked the simulator for, in order, once per poll."""
+    """When the simulator answered each GetRunningJobs request, and the window end it asked
+    for. A poll's requests tile its window: the greatest end is the poll's time."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.ends: list[int] = []
+        self.requests: list[tuple[float, int]] = []
 
     def record(self, end: int) -> None:
         with self.lock:
-            if not self.ends or self.ends[-1] != end:
-                self.ends.append(end)
+            self.requests.append((time.monotonic(), end))
+
+    def quiet(self) -> tuple[int, float]:
+        """How many requests so far, and how long since the last one."""
+        with self.lock:
+            return len(self.requests), time.monotonic() - self.requests[-1][0]
+
+    def last_poll_time(self) -> int:
+        with self.lock:
+            return max(end for _, end in self.requests)
 
 
 @pytest.fixture
@@ -101,16 +110,17 @@ def start(simulator: ApiSimulator, tmp: Path) -> ExporterProcess:
     return process
 
 
-def settled(process: ExporterProcess) -> dict:
-    """A scrape taken between two polls: two scrapes in a row that agree."""
-    last = None
+def settled(process: ExporterProcess, log: WindowLog) -> tuple[dict, int]:
+    """A scrape taken between two polls, and the time of the last poll it shows: no request
+    for 0.3 s before it (the poll that sent the last one has published) nor during it."""
     while True:
+        requests, idle = log.quiet()
+        if idle < 0.3:
+            time.sleep(0.3 - idle)
+            continue
         got = values(process.get("/metrics").text)
-        counters = {k: v for k, v in got.items() if k[0] in (CU, MEMORY, OWNER, POLLS)}
-        if counters == last:
-            return got
-        last = counters
-        time.sleep(0.05)
+        if log.quiet()[0] == requests:
+            return got, log.last_poll_time()
 
 
 def by(got: dict, name: str, label: str) -> dict[tuple[str, str], float]:
@@ -123,22 +133,20 @@ def test_share_seconds_grow_by_the_summed_shares_times_the_time_between_polls(
     sim, log = simulator
     process = start(sim, tmp_path)
     try:
-        first = settled(process)
+        first, first_at = settled(process, log)
         # Some 40 one-second polls later (a busy machine may take longer; 120 s at most).
         deadline = time.monotonic() + 120
         while True:
-            last = settled(process)
+            last, last_at = settled(process, log)
             if last[POLL_COUNT] >= first[POLL_COUNT] + 40 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
     finally:
         process.stop()
-    polls = (int(first[POLL_COUNT]), int(last[POLL_COUNT]))
     # Every poll good: a failed one would leave a gap unmeasured (test_consumption's units).
     errors = [v for k, v in last.items() if k[0] == "maxcompute_exporter_poll_errors_total"]
     assert sum(errors) == 0
-    with log.lock:
-        seconds = log.ends[polls[1] - 1] - log.ends[polls[0] - 1]
+    seconds = last_at - first_at
     assert seconds >= 40  # several polls apart
     for name, column in ((CU, 0), (MEMORY, 1)):
         before, after = by(first, name, "project"), by(last, name, "project")

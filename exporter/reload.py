@@ -2,8 +2,10 @@
 
 A new configuration that fails validation changes nothing: the old one keeps running, the error
 is logged and ``maxcompute_exporter_config_last_reload_successful`` goes to 0. A good one
-replaces the running parts whole: the old scheduler stops, its polls in flight are cancelled,
-its HTTP clients closed, and new pollers start (their first poll at once).
+replaces the running parts: the old scheduler stops, its polls in flight are cancelled, new
+pollers start (their first poll at once). What the new configuration leaves unchanged goes on
+(``reload_carry``): each unchanged target's published state, client and learned rate; the
+HTTP clients of the others are closed.
 """
 
 from __future__ import annotations
@@ -125,7 +127,14 @@ class ConfigReloader:
             if self.current is not None and config == self.current.config:
                 log.info("configuration reloaded: unchanged")
                 return None
-            await self.stop()
-            self.start(self._build(config))
+            # Polls stop first; the new parts are built from the stopped ones (what they take
+            # over is not closed); only then is the rest of the old exporter closed.
+            running = self.current
+            if self._scheduler is not None:
+                await self._scheduler.stop()
+            replacement = self._build(config)
+            if running is not None:
+                await running.aclose()
+            self.start(replacement)
             log.info("configuration reloaded", extra={"targets": len(config.targets)})
             return None

@@ -119,6 +119,21 @@ class JobChangeMetrics(Collector):
             if changes is not None:
                 self._count(values, changes)
 
+    def retain(self, targets: Iterable[Target]) -> None:
+        """Forget the series of every target but ``targets``: a reload hands these counters
+        on, so the targets it leaves unchanged keep counting where they were."""
+        keep = set(targets)
+        kept_values = {tuple(target_label_values(t, self._label_names)) for t in keep}
+        width = 1 + len(self._label_names)  # region and the constant labels lead every key
+        with self._lock:
+            self._targets &= keep
+            for series in (self._named, self._started, self._finished):
+                for key in [k for k in series if k[:width] not in kept_values]:
+                    del series[key]
+            for histograms in (self._queue_wait, self._run_time):
+                for key in [k for k in histograms if k[:width] not in kept_values]:
+                    del histograms[key]
+
     def _group(self, values: tuple[str, ...], job: TrackedJob) -> tuple[str, str]:
         """The (quota, project) a job's start or finish is counted under: its own, or
         ``__other__`` once its quota has ``max_projects`` projects with counters of their own."""

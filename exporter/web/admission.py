@@ -7,8 +7,9 @@ the oldest without a request; else the longest idle. A connection mid-request, o
 less than ``request_grace`` ago (its request may be on its way), is never taken, nor, while
 such a new one is there, one kept alive and used within ``stalled_after``. When none can be
 taken, the newcomer waits up to ``admission_wait`` for one to finish its request, to close
-or to leave its grace, and takes its place then; only after that, or when ``max_connections``
-newcomers already wait, is it closed. So neither half-open floods nor kept-alive probers that
+or to leave its grace, and takes its place then; it is closed only after that. When
+``max_connections`` newcomers already wait (a flood), a newcomer takes the oldest new one at
+once, graced or not, or is closed. So neither half-open floods nor kept-alive probers that
 are all mid-request at one instant keep a fresh scrape out, and a connection used within
 ``stalled_after`` is taken last.
 """
@@ -68,7 +69,8 @@ class ConnectionSlots:
         if self._try_admit(connection):
             return True
         if len(self._waiting) >= self.max_connections:
-            return False
+            # A flood: as many wait as may be open. Take the oldest new one, graced or not.
+            return self._try_admit(connection, flooded=True)
         deadline = time.monotonic() + self._admission_wait
         loop = asyncio.get_running_loop()
         first = True
@@ -107,9 +109,9 @@ class ConnectionSlots:
                 turn.set_result(None)
                 return
 
-    def _try_admit(self, connection: Connection) -> bool:
+    def _try_admit(self, connection: Connection, flooded: bool = False) -> bool:
         if len(self._open) >= self.max_connections:
-            evicted = self._evictable()
+            evicted = self._evictable(flooded)
             if evicted is None:
                 return False
             self._open.pop(evicted, None)
@@ -124,10 +126,11 @@ class ConnectionSlots:
         self._open[connection] = None
         return True
 
-    def _evictable(self) -> Connection | None:
+    def _evictable(self, flooded: bool = False) -> Connection | None:
         """The waiting connection to close for a newcomer (see the module's docstring)."""
         now = time.monotonic()
-        stalled, fresh = now - self._stalled_after, now - self._request_grace
+        stalled = now - self._stalled_after
+        fresh = math.inf if flooded else now - self._request_grace
 
         def rank(c: Connection) -> tuple[int, float]:
             young = c.since > stalled

@@ -3,7 +3,8 @@
 A target is unchanged when the new configuration has the same target (region, endpoint,
 filters, labels, credentials) with the same poll settings. Such a target keeps its client, and
 with it its learned request rate, credentials and connections. If the metrics settings are the
-same too, it keeps its published state (last good snapshot, readiness, last failure) and, if
+same too, it keeps its published state (last good snapshot, readiness, last failure, and with
+them its schedule: see ``wiring.Exporter.first_poll_at``) and, if
 the quota poll's settings are the same as well, its quota state; with the same constant labels
 and interval, its jobs over time keep counting. So a reload that changes one target of fifty
 leaves the other forty-nine up, ready and served as they were; only the changed one starts over.

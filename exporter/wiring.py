@@ -98,6 +98,12 @@ class Exporter:
             else None,
         )
 
+    def first_poll_at(self, target: Target) -> float | None:
+        """One interval after ``target``'s last poll ended if a reload kept its state (its
+        schedule goes on: a reload does not poll every unchanged target at once); else None."""
+        last = self.store.status(target).last_poll
+        return None if last is None else last + self.config.poll_for(target).interval
+
     def hand_over(self, target: Target) -> TargetPoller | None:
         """``target``'s poller, for the next exporter to go on with (then not closed here)."""
         for poller in self.pollers:

@@ -99,6 +99,7 @@ def test_a_reload_changing_one_target_of_fifty_leaves_the_others_as_they_were(
         sim.set_faults(Faults())
         with Watch(process.base) as watch:
             wait_for(lambda: len(watch.scrapes) >= 3, "scrapes before the reload")
+            requests_before = sim.state.requests
             path.write_text(fleet(sim, "49b"))
             process.process.send_signal(signal.SIGHUP)
             wait_for(
@@ -107,6 +108,7 @@ def test_a_reload_changing_one_target_of_fifty_leaves_the_others_as_they_were(
             )
             wait_for(lambda: watch.ready and watch.ready[-1][0] == 200, "/ready 200 again")
         after = by_target(process.get("/metrics").text)
+        requests_since = sim.state.requests - requests_before
     finally:
         code, stderr = process.stop()
         sim.stop()
@@ -127,3 +129,6 @@ def test_a_reload_changing_one_target_of_fifty_leaves_the_others_as_they_were(
     # The learned rates went on as they were: not back at 50/s.
     assert {n: after[n]["maxcompute_exporter_request_rate"] for n in KEPT} == rates
     assert "49" not in after and after["49b"]["maxcompute_up"] == 1.0
+    # The unchanged targets keep their schedule (their next poll in an hour): only the changed
+    # one polled after the reload.
+    assert requests_since == after["49b"]["maxcompute_exporter_last_poll_requests"] == 1

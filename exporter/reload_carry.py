@@ -4,9 +4,9 @@ A target is unchanged when the new configuration has the same target (region, en
 filters, labels, credentials) with the same poll settings. Such a target keeps its client, and
 with it its learned request rate, credentials and connections. If the metrics settings are the
 same too, it keeps its published state (last good snapshot, readiness, last failure, and with
-them its schedule: see ``wiring.Exporter.first_poll_at``) and, if
-the quota poll's settings are the same as well, its quota state; with the same constant labels
-and interval, its jobs over time keep counting. So a reload that changes one target of fifty
+them its schedule: see ``wiring.Exporter.first_poll_at``) and, if the quota poll's settings are
+the same as well, its quota state; with the same constant labels, interval and counter
+retention, its jobs over time keep counting. So a reload that changes one target of fifty
 leaves the other forty-nine up, ready and served as they were; only the changed one starts over.
 """
 
@@ -57,6 +57,7 @@ class ReloadCarry:
         old, new = self._old, self._new
         same = old is not None and (
             old.metrics == new.metrics
+            and old.counter_retention == new.counter_retention
             and old.constant_label_names == new.constant_label_names
             and old.poll.interval == new.poll.interval
         )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from exporter.config import Config, ConfigError, Target
 from exporter.metrics.registries import ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
+from exporter.polling.derive.counter_fold import FoldLimits
 from exporter.polling.publish.quota_snapshot import QuotaStore
 from exporter.polling.publish.snapshot import SnapshotStore
 from exporter.polling.schedule.poller import TargetPoller
@@ -59,7 +60,7 @@ class Exporter:
             quota_store=self.quota_store,
             quota_poll=config.quota_poll,
             poll_for=config.poll_for,
-            max_projects_per_quota=config.metrics.max_projects_per_quota,
+            counter_limits=FoldLimits.of(config),
             carried_job_changes=carry.job_changes(previous and previous.metrics.job_changes),
         )
         self.renderer = MetricsRenderer(self.store, self.metrics)

@@ -24,6 +24,7 @@ from exporter.metrics.quota_poll_metrics import QuotaPollMetrics
 from exporter.metrics.run_times import RunTimesCollector
 from exporter.metrics.series_cost import SeriesCostCollector
 from exporter.metrics.staleness import Staleness
+from exporter.polling.derive.counter_fold import DEFAULT_FOLD_LIMITS, FoldLimits
 from exporter.polling.derive.job_changes import JobTracker
 from exporter.polling.publish.quota_snapshot import QuotaStore
 from exporter.polling.publish.snapshot import SnapshotStore
@@ -60,7 +61,8 @@ class ExporterMetrics:
     the exporter's own; ``polls`` is the observer the pollers report to. ``top_jobs`` and
     ``job_changes`` add the per-job view and jobs over time (``metrics.*`` in the config);
     ``job_tracker`` is the last exporter's, on a reload, ``carried_job_changes`` its jobs over
-    time if it had the same settings.
+    time if it had the same settings; ``counter_limits`` bound the counters' series
+    (``polling.derive.counter_fold``).
     """
 
     def __init__(
@@ -81,7 +83,7 @@ class ExporterMetrics:
         quota_store: QuotaStore | None = None,
         quota_poll: QuotaPollSettings = QUOTA_POLL_OFF,
         poll_for: Callable[[Target], PollSettings] | None = None,
-        max_projects_per_quota: int = 500,
+        counter_limits: FoldLimits = DEFAULT_FOLD_LIMITS,
         carried_job_changes: JobChangeMetrics | None = None,
     ) -> None:
         # Targets with their own targets[].poll: their interval and staleness limit.
@@ -103,7 +105,7 @@ class ExporterMetrics:
         self.self_registry.register(SeriesCostCollector(store, label_names, self.staleness))
         self.job_changes = self._job_changes(
             targets, label_names, interval, job_changes, queue_wait_buckets, run_time_buckets,
-            job_tracker, max_projects_per_quota, carried_job_changes,
+            job_tracker, counter_limits, carried_job_changes,
         )  # fmt: skip
         self.polls = PollReports(
             PollMetrics(self.self_registry, targets, label_names), self.job_changes
@@ -142,7 +144,7 @@ class ExporterMetrics:
         queue_wait_buckets: tuple[float, ...],
         run_time_buckets: tuple[float, ...],
         job_tracker: JobTracker | None,
-        max_projects: int,
+        limits: FoldLimits,
         carried: JobChangeMetrics | None,
     ) -> JobChangeMetrics | None:
         """Jobs over time, if on: counted after a poll is published, so its series are
@@ -165,7 +167,7 @@ class ExporterMetrics:
             queue_wait_buckets,
             run_time_buckets,
             self.job_tracker,
-            max_projects=max_projects,
+            limits,
         )
         self.self_registry.register(changes)
         return changes

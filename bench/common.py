@@ -72,9 +72,9 @@ def simulator_process(jobs: int, latency: float, workdir: Path) -> Iterator[str]
 
 @contextmanager
 def simulator_with(*args: str) -> Iterator[str]:
-    """``python -m exporter.demo.simulator ARGS`` in a process of its own (no GIL shared with what
+    """``python -m exporter.demo ARGS`` in a process of its own (no GIL shared with what
     is measured); its URL."""
-    command = [sys.executable, "-m", "exporter.demo.simulator", "--listen", "127.0.0.1:0", *args]
+    command = [sys.executable, "-m", "exporter.demo", "--listen", "127.0.0.1:0", *args]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None

@@ -25,13 +25,13 @@ from datetime import date
 
 from common import bench_settings, figure, job_records, make_target, simulator_with
 
-from exporter.api.jobs import parse_job
-from exporter.api.pages import TimeSlice
+from exporter.api.wire.jobs import parse_job
+from exporter.api.wire.pages import TimeSlice
 from exporter.metrics.registries import ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
-from exporter.polling.job_changes import SeenJobs
-from exporter.polling.poller import TargetPoller
-from exporter.polling.snapshot import SnapshotStore
+from exporter.polling.derive.job_changes import SeenJobs
+from exporter.polling.publish.snapshot import SnapshotStore
+from exporter.polling.schedule.poller import TargetPoller
 
 
 def parsed_jobs(count: int) -> list:

@@ -28,8 +28,8 @@ from common import MiB, bench_settings, figure, make_target, proc_status, receiv
 
 from exporter.metrics.registries import ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
-from exporter.polling.poller import TargetPoller
-from exporter.polling.snapshot import SnapshotStore
+from exporter.polling.publish.snapshot import SnapshotStore
+from exporter.polling.schedule.poller import TargetPoller
 
 
 def checkpoints(polls: int) -> list[int]:

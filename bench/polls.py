@@ -9,7 +9,7 @@ Every figure is a ratio against a baseline measured in the same run:
 - poll time / a sequential walk of the pages, as the official SDK pages (<= 0.3 at 4 000 jobs)
 - learned rate / the simulator's limit (>= 0.8), throttled requests / all requests (< 5 %)
 
-The simulator runs in a process of its own (``python -m exporter.demo.simulator --running N``);
+The simulator runs in a process of its own (``python -m exporter.demo --running N``);
 N is the job count each poll published.
 
 Run: ``.venv/bin/python bench/polls.py`` (about 5 minutes) or ``--quick``.
@@ -25,11 +25,11 @@ from datetime import date
 
 from common import figure, make_target, simulator_with
 
-from exporter.api.client import RunningJobsClient
+from exporter.api.transport.client import RunningJobsClient
 from exporter.config import PollSettings
 from exporter.metrics.registries import ExporterMetrics
-from exporter.polling.poller import TargetPoller, poll_window
-from exporter.polling.snapshot import SnapshotStore
+from exporter.polling.publish.snapshot import SnapshotStore
+from exporter.polling.schedule.poller import TargetPoller, poll_window
 
 LATENCY = 0.040
 DEFAULTS = PollSettings(interval=60.0)

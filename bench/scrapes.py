@@ -39,8 +39,8 @@ from common import (
 
 from exporter.metrics.registries import ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
-from exporter.polling.poller import TargetPoller
-from exporter.polling.snapshot import SnapshotStore
+from exporter.polling.publish.snapshot import SnapshotStore
+from exporter.polling.schedule.poller import TargetPoller
 
 
 class _Union:

@@ -32,10 +32,10 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from exporter.api.jobs import parse_job  # noqa: E402
+from exporter.api.wire.jobs import parse_job  # noqa: E402
 from exporter.demo.churn import Churn, ChurningJobs  # noqa: E402
 from exporter.demo.simulator import ApiSimulator, Faults  # noqa: E402
-from exporter.polling.aggregation import aggregate  # noqa: E402
+from exporter.polling.derive.aggregation import aggregate  # noqa: E402
 
 KEY_ID, SECRET = "LTAIsoak", "soak-secret"
 FAULTS = [

@@ -17,8 +17,8 @@ from prometheus_client.registry import CollectorRegistry
 
 from exporter.config import Config, ConfigError
 from exporter.metrics.reload_status import ReloadStatus
-from exporter.polling.poller import TargetPoller
-from exporter.polling.scheduling import PollScheduler, ScheduledPoll
+from exporter.polling.schedule.poller import TargetPoller
+from exporter.polling.schedule.scheduling import PollScheduler, ScheduledPoll
 from exporter.web.webconfig import WebConfig
 
 # The logger's name is part of every log line (logger=...): it stays as it was published.

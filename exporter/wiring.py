@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from exporter.config import Config, ConfigError
 from exporter.metrics.registries import ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
-from exporter.polling.job_changes import JobTracker
-from exporter.polling.poller import TargetPoller
-from exporter.polling.quota_poller import QuotaPoller
-from exporter.polling.quota_snapshot import QuotaStore
-from exporter.polling.scheduling import ScheduledPoll
-from exporter.polling.snapshot import SnapshotStore
+from exporter.polling.derive.counter_fold import FoldLimits
+from exporter.polling.derive.job_changes import JobTracker
+from exporter.polling.publish.quota_snapshot import QuotaStore
+from exporter.polling.publish.snapshot import SnapshotStore
+from exporter.polling.schedule.poller import TargetPoller
+from exporter.polling.schedule.quota_poller import QuotaPoller
+from exporter.polling.schedule.scheduling import ScheduledPoll
 from exporter.reload import ConfigReloader
 from exporter.reload_coalescing import CoalescedReloads
 from exporter.web.httpserver import ServerLimits
@@ -54,7 +55,7 @@ class Exporter:
             quota_store=self.quota_store,
             quota_poll=config.quota_poll,
             poll_for=config.poll_for,
-            max_projects_per_quota=config.metrics.max_projects_per_quota,
+            counter_limits=FoldLimits.of(config),
         )
         self.renderer = MetricsRenderer(self.store, self.metrics)
         # Each target its own poller: its own settings, HTTP client, learned rate and deadline.

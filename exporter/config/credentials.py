@@ -2,7 +2,7 @@
 
 Nothing here contacts a service. Static keys (``access_key``, ``sts``, or the environment's
 AccessKey) become ``Credentials`` at once; every other source becomes a ``CredentialSpec``,
-turned into a live source by ``exporter.api.credentials`` when the exporter starts polling.
+turned into a live source by ``exporter.api.auth.credentials`` when the exporter starts polling.
 An error never echoes a value from this block: any of them may be a secret.
 """
 
@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from exporter.config.credential_model import Credentials, CredentialSpec, Setting
 from exporter.config.files import read_bounded_file
-from exporter.config.model import Credentials
 from exporter.config.values import ConfigError, non_empty_string, parse_duration
 
 ENV_ACCESS_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
@@ -49,31 +48,6 @@ SOURCE_SETTINGS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "profile": (frozenset(), frozenset({"name", "file"})),
 }
 SOURCE_TYPES = tuple(SOURCE_SETTINGS)
-
-Setting = str | int | bool
-
-
-@dataclass(frozen=True, slots=True)
-class CredentialSpec:
-    """A credential source to build at start: ``default`` (the SDK's chain) or a config type.
-
-    ``settings`` holds the validated fields (secrets already read from their files); it is
-    left out of ``repr`` because it may hold a secret.
-    """
-
-    type: str = "default"
-    settings: tuple[tuple[str, Setting], ...] = field(default=(), repr=False)
-
-    def get(self, name: str) -> Setting | None:
-        return dict(self.settings).get(name)
-
-    @property
-    def description(self) -> str:
-        """What to call this source in a log line: its type and a non-secret identifier."""
-        detail = self.get("role_arn") or self.get("role_name") or self.get("name")
-        if self.type == "default":
-            return "the default credential chain"
-        return f"{self.type} {detail}" if detail else self.type
 
 
 def _text(key: str, value: object) -> str:

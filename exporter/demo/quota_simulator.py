@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from exporter.api.quota_usage import USAGE_ACTION
-from exporter.api.quotas import LIST_QUOTAS_ACTION, QUOTAS_PATH
+from exporter.api.wire.quota_usage import USAGE_ACTION
+from exporter.api.wire.quotas import LIST_QUOTAS_ACTION, QUOTAS_PATH
 from exporter.demo.simulator_state import SimulatorState, error_body
 
 

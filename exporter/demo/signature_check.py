@@ -6,8 +6,8 @@ import calendar
 import hmac
 import time
 
-from exporter.api.signing import ALGORITHM, signature
-from exporter.api.wire import ACTION, API_VERSION, DATE_FORMAT, EMPTY_PAYLOAD_SHA256
+from exporter.api.auth.signing import ALGORITHM, signature
+from exporter.api.wire.running_jobs import ACTION, API_VERSION, DATE_FORMAT, EMPTY_PAYLOAD_SHA256
 from exporter.demo.simulator_state import SimulatorState
 
 MAX_CLOCK_SKEW_SECONDS = 900

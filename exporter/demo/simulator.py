@@ -7,24 +7,21 @@ connections and malformed records. Used by the tests, the benchmarks and ``--dem
 
 Run on its own::
 
-    python -m exporter.demo.simulator --listen 127.0.0.1:18080 --demo-jobs 300
+    python -m exporter.demo --listen 127.0.0.1:18080 --demo-jobs 300
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import json
 import random
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
-from exporter.api.wire import ACTION, PAGE_SIZE, PATH
+from exporter.api.wire.running_jobs import ACTION, PAGE_SIZE, PATH
 from exporter.demo.quota_simulator import QuotaCatalog, answer_quota_request, quota_action
 from exporter.demo.signature_check import signature_problem
 from exporter.demo.simulator_state import (
@@ -211,90 +208,3 @@ class ApiSimulator(QuietThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="A local GetRunningJobs simulator.")
-    parser.add_argument("--listen", default="127.0.0.1:18080", help="host:port")
-    parser.add_argument("--jobs", help="JSON file with a list of job records to serve")
-    parser.add_argument(
-        "--demo-jobs", type=int, default=120, help="background jobs of the phased demo workload"
-    )
-    parser.add_argument(
-        "--running", type=int, help="serve a list of this many running jobs that moves (churn)"
-    )
-    parser.add_argument("--finish-rate", type=float, default=5.0, help="with --running: jobs/s")
-    parser.add_argument("--submit-rate", type=float, default=5.0, help="with --running: jobs/s")
-    parser.add_argument("--descending", action="store_true", help="with --running: newest first")
-    parser.add_argument(
-        "--burst", type=int, default=0, help="with --running: jobs submitted in one second"
-    )
-    parser.add_argument(
-        "--burst-owners", type=int, default=20, help="with --burst: owners per quota it spans"
-    )
-    parser.add_argument(
-        "--queued-rate", type=float, default=0.0, help="with --burst: its queued jobs starting/s"
-    )
-    parser.add_argument(
-        "--rate-limit", type=float, help="answer Throttling.User above this many requests/s"
-    )
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds per response")
-    parser.add_argument("--throttle", type=float, default=0.0)
-    parser.add_argument("--server-error", type=float, default=0.0)
-    parser.add_argument("--disconnect", type=float, default=0.0)
-    parser.add_argument("--malformed", type=float, default=0.0)
-    parser.add_argument("--access-key-id", default=DEMO_ACCESS_KEY_ID)
-    parser.add_argument("--access-key-secret", default=DEMO_ACCESS_KEY_SECRET)
-    return parser
-
-
-def job_source(args: argparse.Namespace) -> JobSource | list[dict]:
-    """What the flags ask to serve: a file's jobs, a churning list, or the phased demo."""
-    if args.jobs:
-        with open(args.jobs, encoding="utf-8") as handle:
-            return json.load(handle)
-    if args.running is not None:
-        from exporter.demo.churn import Churn, ChurningJobs
-
-        churn = Churn(
-            args.finish_rate,
-            args.submit_rate,
-            descending=args.descending,
-            queued_per_second=args.queued_rate,
-        )
-        now = time.time()
-        jobs = ChurningJobs(args.running - args.burst, churn, start=now)
-        if args.burst:
-            jobs.schedulers_burst(int(now) - 600, args.burst, args.burst_owners)
-        return jobs
-    # Imported here: the demo workload is built on this module.
-    from exporter.demo.workload import phased_workload
-
-    return phased_workload(time.time(), jobs_per_quota=max(1, args.demo_jobs // 3))
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    host, _, port = args.listen.rpartition(":")
-    faults = replace(
-        Faults(),
-        latency=args.latency,
-        throttle=args.throttle,
-        server_error=args.server_error,
-        disconnect=args.disconnect,
-        malformed=args.malformed,
-    )
-    simulator = ApiSimulator(
-        job_source(args),
-        credentials={args.access_key_id: (args.access_key_secret, None)},
-        faults=faults,
-        address=(host or "127.0.0.1", int(port)),
-        rate_limit=args.rate_limit,
-    )
-    print(f"GetRunningJobs simulator on {simulator.url}", flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        simulator.serve_forever()
-
-
-if __name__ == "__main__":
-    main()

@@ -18,11 +18,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.api.jobs import is_renderable
+from exporter.api.wire.jobs import is_renderable
 from exporter.config import Target
 from exporter.metrics.families import JOB_METRICS, target_label_values
 from exporter.metrics.staleness import NEVER_STALE, Staleness
-from exporter.polling.snapshot import SnapshotStore, TargetStatus
+from exporter.polling.publish.snapshot import SnapshotStore, TargetStatus
 
 # The logger's name is part of every log line (logger=...): it stays as it was published.
 log = logging.getLogger("exporter.collector")

@@ -1,7 +1,7 @@
 """The job metric families: names, HELP texts, what each reads, and the labels every series carries.
 
 A new job metric is one ``JobMetric`` here (its value computed in ``polling.aggregation``), a row
-in the README's metric table and a test.
+in the metric table of docs/metrics.md and a test.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporter.config import Target
-from exporter.polling.aggregation import GroupAggregate
+from exporter.polling.derive.aggregation import GroupAggregate
 
 
 def target_label_values(target: Target, label_names: tuple[str, ...]) -> list[str]:

@@ -26,7 +26,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import Metric
 
 from exporter.config import Target
-from exporter.polling.snapshot import Snapshot, TargetStatus
+from exporter.polling.publish.snapshot import Snapshot, TargetStatus
 
 # The logger's name is part of every log line (logger=...): it stays as it was published.
 log = logging.getLogger("exporter.collector")

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter.api.jobs import RunningJob
+from exporter.api.wire.jobs import RunningJob
 from exporter.metrics.families import target_label_values
 from exporter.metrics.staleness import NEVER_STALE, Staleness
-from exporter.polling.snapshot import SnapshotStore, TargetStatus
+from exporter.polling.publish.snapshot import SnapshotStore, TargetStatus
 
 
 @dataclass(frozen=True, slots=True)

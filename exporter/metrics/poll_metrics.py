@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from exporter.api.errors import REASONS
 from exporter.config import Target
 from exporter.metrics.families import target_label_values
-from exporter.polling.observer import PollOutcome
+from exporter.polling.schedule.observer import PollOutcome
 
 # `_created` series double the self-metrics and no dashboard here reads them.
 disable_created_metrics()

@@ -22,11 +22,11 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter.api.quota_usage import USAGE_ACTION
-from exporter.api.quotas import LIST_QUOTAS_ACTION, QuotaCapacity
+from exporter.api.wire.quota_usage import USAGE_ACTION
+from exporter.api.wire.quotas import LIST_QUOTAS_ACTION, QuotaCapacity
 from exporter.config import QuotaPollSettings
 from exporter.metrics.families import target_label_values
-from exporter.polling.quota_snapshot import PartStatus, QuotaStatus, QuotaStore
+from exporter.polling.publish.quota_snapshot import PartStatus, QuotaStatus, QuotaStore
 
 # The logger's name is part of every log line (logger=...).
 log = logging.getLogger("exporter.collector")

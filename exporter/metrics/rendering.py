@@ -15,7 +15,7 @@ from prometheus_client import generate_latest
 
 from exporter.metrics.job_chunks import EMPTY_PARTS, JobChunks, JobParts, gzip_tail
 from exporter.metrics.registries import ExporterMetrics
-from exporter.polling.snapshot import SnapshotStore, TargetStatus
+from exporter.polling.publish.snapshot import SnapshotStore, TargetStatus
 
 # The logger's name is part of every log line (logger=...): it stays as it was published.
 log = logging.getLogger("exporter.collector")

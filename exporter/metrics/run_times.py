@@ -24,7 +24,7 @@ from prometheus_client.utils import floatToGoString
 
 from exporter.metrics.families import target_label_values
 from exporter.metrics.staleness import NEVER_STALE, Staleness
-from exporter.polling.snapshot import SnapshotStore, TargetStatus
+from exporter.polling.publish.snapshot import SnapshotStore, TargetStatus
 
 RUN_TIME_METRIC = "maxcompute_running_jobs_run_time_seconds"
 

@@ -21,7 +21,7 @@ from exporter.config import Target
 from exporter.metrics.families import JOB_METRICS, target_label_values
 from exporter.metrics.job_view import TOP_JOB_METRICS
 from exporter.metrics.staleness import Staleness
-from exporter.polling.snapshot import Snapshot, SnapshotStore
+from exporter.polling.publish.snapshot import Snapshot, SnapshotStore
 
 
 def job_series(snapshot: Snapshot) -> int:

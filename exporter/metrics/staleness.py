@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from exporter.config import Target
-from exporter.polling.snapshot import TargetStatus
+from exporter.polling.publish.snapshot import TargetStatus
 
 
 def is_stale(status: TargetStatus, now: float, max_staleness: float) -> bool:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from exporter import __version__
-from exporter.polling.snapshot import SnapshotStore, TargetStatus
+from exporter.polling.publish.snapshot import SnapshotStore, TargetStatus
 
 
 def utc(timestamp: float) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from exporter.api.quota_client import RAM_ACTIONS
-from exporter.api.wire import ACTION
+from exporter.api.transport.quota_client import RAM_ACTIONS
+from exporter.api.wire.running_jobs import ACTION
 from tests.support.tools import ROOT
 
 POLICY = ROOT / "deploy" / "ram-policy.json"

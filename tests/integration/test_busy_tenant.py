@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.api.ratelimit import CUBIC_SCALE, DECREASE_FACTOR, AdaptiveRate, RateLimiter
+from exporter.api.transport.ratelimit import CUBIC_SCALE, DECREASE_FACTOR, AdaptiveRate, RateLimiter
 from exporter.demo.churn import Churn, ChurningJobs
 from exporter.demo.simulator import ApiSimulator, Faults
 from tests.support.exporter_process import ExporterProcess

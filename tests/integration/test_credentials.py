@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 from alibabacloud_credentials.provider.refreshable import Credentials as PackageCredentials
 
-from exporter.api.client import RunningJobsClient
-from exporter.api.credentials import (
+from exporter.api.auth.credentials import (
     CredentialsError,
     Lease,
     RenewingCredentials,
@@ -25,12 +24,13 @@ from exporter.api.credentials import (
     safe_message,
     usable,
 )
-from exporter.api.pages import TimeSlice
+from exporter.api.transport.client import RunningJobsClient
+from exporter.api.wire.pages import TimeSlice
 from exporter.config import Credentials, PollSettings
-from exporter.config.credentials import CredentialSpec
+from exporter.config.credential_model import CredentialSpec
 from exporter.demo.simulator import ApiSimulator
 from exporter.demo.sts_simulator import CredentialServer, StsIssuer
-from exporter.polling.window_read import WindowReader
+from exporter.polling.read.window_read import WindowReader
 from tests.support.jobs import job_record, make_target
 
 ROLE = "acs:ram::1000000000000000:role/maxcompute-exporter"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from exporter.config import ConfigError, Credentials, parse_config
-from exporter.config.credentials import CredentialSpec
+from exporter.config.credential_model import CredentialSpec
 from tests.support.exporter_process import run_exporter
 
 ROLE = "acs:ram::1000000000000000:role/maxcompute-exporter"

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from exporter.config import PollSettings
-from exporter.config.credentials import CredentialSpec
+from exporter.config.credential_model import CredentialSpec
 from exporter.demo.simulator import ApiSimulator
 from exporter.demo.sts_simulator import CredentialServer, StsIssuer
 from tests.support.stack import JOBS, TRUTH, Stack

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import yaml
 
-from exporter.api.jobs import parse_job
+from exporter.api.wire.jobs import parse_job
 from exporter.demo.launch import demo_quotas
 from exporter.demo.quota_simulator import used_cores
 from exporter.demo.simulator import Faults
@@ -23,7 +23,7 @@ from exporter.demo.workload import (
     quota_level,
     served_level,
 )
-from exporter.polling.aggregation import GroupAggregate, aggregate
+from exporter.polling.derive.aggregation import GroupAggregate, aggregate
 from tests.support.tools import ROOT, promtool
 
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"

@@ -12,7 +12,7 @@ import pytest
 
 from exporter.demo.simulator import ApiSimulator
 from exporter.metrics.families import JOB_METRICS
-from exporter.polling.project_fold import OTHER_PROJECT
+from exporter.polling.derive.project_fold import OTHER_PROJECT
 from tests.support.exporter_process import exporter_command
 from tests.support.exposition import samples
 from tests.support.jobs import job_record

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter.api.outcomes import KEPT_STATUS_CODES, status_label
+from exporter.api.wire.outcomes import KEPT_STATUS_CODES, status_label
 from exporter.config import PollSettings
 from tests.support.hostile_api import HostileApi, Poller, raw, record
 from tests.support.jobs import envelope

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from alibabacloud_credentials.utils import auth_util
 
-from exporter.api import credentials_uri
-from exporter.api.credentials import CredentialsError, RenewingCredentials, build_provider
-from exporter.api.fetch_threads import FetchThreads
-from exporter.config.credentials import CredentialSpec
+from exporter.api.auth import credentials_uri
+from exporter.api.auth.credentials import CredentialsError, RenewingCredentials, build_provider
+from exporter.api.auth.fetch_threads import FetchThreads
+from exporter.config.credential_model import CredentialSpec
 from tests.support.exporter_process import ExporterProcess, run_exporter
 from tests.support.hostile_api import HostileApi
 from tests.support.tools import free_port
@@ -59,7 +59,7 @@ def test_trickling_fetches_give_up_on_time_and_leave_the_loops_executor_free(
 ) -> None:
     trickle(uri, 4.0)
     monkeypatch.setattr(credentials_uri, "ANSWER_LIMIT_SECONDS", 3.0)
-    monkeypatch.setattr("exporter.api.credentials.FETCH_THREADS", FetchThreads(8))
+    monkeypatch.setattr("exporter.api.auth.credentials.FETCH_THREADS", FetchThreads(8))
 
     async def run() -> tuple[list[str], str]:
         # Eight abandoned fetches: more than the loop's default executor has threads here.

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.registry import Collector
 
-from exporter.api.jobs import MAX_SNAPSHOT_SHARE, parse_job
+from exporter.api.wire.jobs import MAX_SNAPSHOT_SHARE, parse_job
 from exporter.demo.simulator import ApiSimulator
 from exporter.metrics.registries import ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
-from exporter.polling.aggregation import aggregate
-from exporter.polling.snapshot import Snapshot, SnapshotStore
+from exporter.polling.derive.aggregation import aggregate
+from exporter.polling.publish.snapshot import Snapshot, SnapshotStore
 from tests.support.jobs import NOW, job_record, make_target
 from tests.support.stack import JOBS, KEY, Stack
 from tests.support.stack import NOW as REAL_NOW

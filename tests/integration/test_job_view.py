@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.api.jobs import RunningJob, parse_job
+from exporter.api.wire.jobs import RunningJob, parse_job
 from exporter.config import ConfigError, MetricsSettings, load_config, parse_config
 from exporter.demo.simulator import ApiSimulator
 from exporter.metrics.registries import ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
-from exporter.polling.aggregation import JobAggregator, aggregate
-from exporter.polling.snapshot import Snapshot, SnapshotStore
-from exporter.polling.top_jobs import TopJobs
+from exporter.polling.derive.aggregation import JobAggregator, aggregate
+from exporter.polling.derive.top_jobs import TopJobs
+from exporter.polling.publish.snapshot import Snapshot, SnapshotStore
 from tests.support.exporter_process import run_exporter
 from tests.support.exposition import samples
 from tests.support.jobs import NOW, job_record, make_target
@@ -177,7 +177,8 @@ def test_config_key_defaults_to_off_and_is_validated() -> None:
             f"metrics.top_jobs: expected a whole number from 0 to 100, got {shown}"
         )
     known = (
-        r"job_changes, max_projects_per_quota, max_quotas_per_target, queue_wait_buckets, "
+        r"counter_retention, job_changes, max_projects_per_quota, max_quotas_per_target, "
+        r"queue_wait_buckets, "
         r"run_time_buckets, top_jobs"
     )
     with pytest.raises(ConfigError, match=rf"^metrics.top: unknown key \(known keys: {known}\)$"):

@@ -20,8 +20,8 @@ from exporter.demo.churn import Churn, ChurningJobs
 from exporter.demo.simulator import ApiSimulator, Faults
 from exporter.metrics.registries import ExporterMetrics, PollReports
 from exporter.metrics.rendering import MetricsRenderer
-from exporter.polling.poller import TargetPoller
-from exporter.polling.snapshot import SnapshotStore
+from exporter.polling.publish.snapshot import SnapshotStore
+from exporter.polling.schedule.poller import TargetPoller
 from tests.support.exposition import values_of
 from tests.support.jobs import make_target
 from tests.support.stack import KEY

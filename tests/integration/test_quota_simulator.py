@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from exporter.api.client import RunningJobsClient
 from exporter.api.errors import ApiError
-from exporter.api.quota_client import QuotaClient
-from exporter.api.quota_usage import UsagePoint
+from exporter.api.transport.client import RunningJobsClient
+from exporter.api.transport.quota_client import QuotaClient
+from exporter.api.wire.quota_usage import UsagePoint
 from exporter.config import Credentials, PollSettings
 from exporter.demo.launch import demo_quotas
 from exporter.demo.quota_simulator import (

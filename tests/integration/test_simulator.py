@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from exporter.api.client import RunningJobsClient
-from exporter.api.pages import TimeSlice
-from exporter.api.signing import RequestToSign, canonical_query, sign_request
+from exporter.api.auth.signing import RequestToSign, canonical_query, sign_request
+from exporter.api.transport.client import RunningJobsClient
+from exporter.api.wire.pages import TimeSlice
 from exporter.config import Credentials, PollSettings
 from exporter.demo.simulator import ApiSimulator, Faults
 from tests.support.jobs import NOW, job_record, make_target

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from exporter.demo.simulator import ApiSimulator
-from exporter.polling.snapshot import PollFailure, Snapshot, SnapshotStore
+from exporter.polling.publish.snapshot import PollFailure, Snapshot, SnapshotStore
 from exporter.web.status_page import StatusPage
 from tests.support.exporter_process import ExporterProcess
 from tests.support.jobs import NOW, job_record, make_target, snapshot_of

@@ -12,8 +12,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from exporter.config import Credentials, PollSettings, Target
 from exporter.metrics.registries import ExporterMetrics
-from exporter.polling.poller import TargetPoller
-from exporter.polling.snapshot import SnapshotStore
+from exporter.polling.publish.snapshot import SnapshotStore
+from exporter.polling.schedule.poller import TargetPoller
 from tests.support.jobs import envelope, job_record
 
 KEY = Credentials("LTAIhostile", "hostile-secret")

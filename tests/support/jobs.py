@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from exporter.api.jobs import parse_job
-from exporter.api.wire import PAGE_SIZE
+from exporter.api.wire.jobs import parse_job
+from exporter.api.wire.running_jobs import PAGE_SIZE
 from exporter.config import Credentials, Target
-from exporter.polling.aggregation import aggregate
-from exporter.polling.snapshot import Snapshot
+from exporter.polling.derive.aggregation import aggregate
+from exporter.polling.publish.snapshot import Snapshot
 
 NOW = 1_764_028_800  # 2026-11-25T00:00:00Z
 TEST_CREDENTIALS = Credentials("LTAI-test-key", "test-secret-never-shown")

@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 
 from exporter.config import Credentials, PollSettings
-from exporter.config.credentials import CredentialSpec
+from exporter.config.credential_model import CredentialSpec
 from exporter.demo.simulator import ApiSimulator
 from exporter.metrics.registries import ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
-from exporter.polling.poller import TargetPoller
-from exporter.polling.snapshot import SnapshotStore
+from exporter.polling.publish.snapshot import SnapshotStore
+from exporter.polling.schedule.poller import TargetPoller
 from tests.support.exposition import samples
 from tests.support.jobs import job_record, make_target
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from exporter.api.jobs import RunningJob, parse_job
-from exporter.polling.aggregation import GroupAggregate, GroupKey, aggregate, clamp_progress
+from exporter.api.wire.jobs import RunningJob, parse_job
+from exporter.polling.derive.aggregation import GroupAggregate, GroupKey, aggregate, clamp_progress
 from tests.support.jobs import NOW, job_record
 
 

@@ -11,12 +11,12 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from exporter.api.jobs import RunningJob
-from exporter.api.pages import EVERY_JOB, JobFilter, Page
-from exporter.api.wire import PAGE_SIZE
-from exporter.polling.burst_parts import pack, plan_parts, unmatched
-from exporter.polling.burst_read import backward_pass, forward_pass, merge
-from exporter.polling.poller import ReadPlan
+from exporter.api.wire.jobs import RunningJob
+from exporter.api.wire.pages import EVERY_JOB, JobFilter, Page
+from exporter.api.wire.running_jobs import PAGE_SIZE
+from exporter.polling.read.burst_parts import pack, plan_parts, unmatched
+from exporter.polling.read.burst_read import backward_pass, forward_pass, merge
+from exporter.polling.schedule.poller import ReadPlan
 from tests.unit.test_window_read import RunningList, ids, job, read
 
 BURST = 150_000

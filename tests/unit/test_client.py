@@ -10,14 +10,14 @@ import httpx
 import pytest
 import respx
 
-from exporter.api.client import RunningJobsClient
+from exporter.api.auth.signing import authorization
 from exporter.api.errors import ApiError
-from exporter.api.jobs import RunningJob
-from exporter.api.pages import JobFilter, TimeSlice
-from exporter.api.ratelimit import AdaptiveRate, InFlightLimit
-from exporter.api.signing import authorization
+from exporter.api.transport.client import RunningJobsClient
+from exporter.api.transport.ratelimit import AdaptiveRate, InFlightLimit
+from exporter.api.wire.jobs import RunningJob
+from exporter.api.wire.pages import JobFilter, TimeSlice
 from exporter.config import PollSettings
-from exporter.polling.window_read import WindowReader
+from exporter.polling.read.window_read import WindowReader
 from tests.support.jobs import NOW, envelope, job_record, make_target, many_records
 
 URL = "https://maxcompute.cn-hangzhou.aliyuncs.com/api/v1/jobs/runningJobs"
@@ -288,7 +288,7 @@ async def test_a_failing_later_page_fails_the_whole_fetch(settings: PollSettings
 
 
 async def test_an_oversized_body_is_refused(settings: PollSettings, monkeypatch) -> None:
-    monkeypatch.setattr("exporter.api.client.MAX_BODY_BYTES", 1000)
+    monkeypatch.setattr("exporter.api.transport.client.MAX_BODY_BYTES", 1000)
     body = envelope(many_records(20), 20)
     with pytest.raises(ApiError) as caught:
         await fetch(responder(200, body), settings)

@@ -6,7 +6,7 @@ from exporter.api.errors import REASONS
 from exporter.metrics.collectors import JobMetricsCollector
 from exporter.metrics.registries import ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
-from exporter.polling.snapshot import SnapshotStore
+from exporter.polling.publish.snapshot import SnapshotStore
 from tests.support.exposition import values_of as samples
 from tests.support.jobs import NOW, job_record, make_target
 from tests.support.jobs import snapshot_of as snapshot

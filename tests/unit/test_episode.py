@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.polling.episode import Episode
+from exporter.polling.schedule.episode import Episode
 
 
 def test_the_first_occurrence_begins_an_episode_and_repeats_do_not() -> None:

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.api.errors import ApiError
-from exporter.api.jobs import parse_job
-from exporter.api.pages import parse_page
-from exporter.polling.aggregation import aggregate
+from exporter.api.wire.jobs import parse_job
+from exporter.api.wire.pages import parse_page
+from exporter.polling.derive.aggregation import aggregate
 from tests.support.jobs import NOW, job_record
 
 GOOD = job_record("job-1", submitted=NOW - 600, running=NOW - 300)

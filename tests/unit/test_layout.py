@@ -2,7 +2,10 @@
 
 The flow is config -> api -> polling -> metrics -> web -> wiring and cli; ``demo`` sits beside
 the flow (it may read the config and the API's wire constants) and only the wiring, the cli and
-the tests import it. A short AST walk over exporter/ checks every import, lazy ones included.
+the tests import it. Inside ``api`` the steps are wire -> auth -> transport, inside ``polling``
+read and derive -> publish -> schedule, each a sub-package; modules directly under ``api`` are
+shared by its steps. No module takes part in an import circle. A short AST walk over exporter/
+checks every import, lazy ones included.
 """
 
 from __future__ import annotations
@@ -26,16 +29,34 @@ MAY_IMPORT = {
     "demo": {"config", "api"},
 }
 TOP = {"config", "api", "polling", "metrics", "web", "demo", "top"}
+# Inside a layer: what each step (sub-package) may import besides itself and the layer's own
+# top-level modules (``None``: the layer's root modules, such as ``exporter.api.errors``).
+STEP_MAY_IMPORT = {
+    "api": {"wire": set(), "auth": {"wire"}, "transport": {"wire", "auth"}},
+    "polling": {
+        "read": set(),
+        "derive": set(),
+        "publish": {"derive"},
+        "schedule": {"read", "derive", "publish"},
+    },
+}
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 50
 
 
 def layer_of(module: str) -> str:
-    """``exporter.polling.poller`` -> ``polling``; ``exporter.cli`` -> ``top``."""
+    """``exporter.polling.schedule.poller`` -> ``polling``; ``exporter.cli`` -> ``top``."""
     parts = module.split(".")
     if len(parts) >= 2 and parts[1] in MAY_IMPORT:
         return parts[1]
     return "top"
+
+
+def step_of(module: str) -> str | None:
+    """``exporter.polling.read.slices`` -> ``read``; ``exporter.api.errors`` -> None."""
+    parts = module.split(".")
+    steps = STEP_MAY_IMPORT.get(layer_of(module), {})
+    return parts[2] if len(parts) >= 4 and parts[2] in steps else None
 
 
 def module_name(path: Path) -> str:
@@ -68,6 +89,20 @@ def upstream_imports(source: str, module: str) -> list[str]:
     return wrong
 
 
+def upstream_steps(source: str, module: str) -> list[str]:
+    """The imports in ``source`` that point against the flow of steps inside one layer."""
+    layer, step = layer_of(module), step_of(module)
+    steps = STEP_MAY_IMPORT.get(layer, {})
+    wrong = []
+    for line, imported in imported_modules(ast.parse(source)):
+        target = step_of(imported)
+        if layer_of(imported) != layer or target is None or target == step:
+            continue
+        if step is None or target not in steps[step]:
+            wrong.append(f"{module}:{line} imports {imported} ({step} -> {target})")
+    return wrong
+
+
 def sources() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
 
@@ -79,16 +114,80 @@ def test_every_module_imports_only_downstream() -> None:
     assert wrong == []
 
 
+def test_every_step_imports_only_downstream_inside_its_layer() -> None:
+    wrong = []
+    for path in sources():
+        wrong += upstream_steps(path.read_text(encoding="utf-8"), module_name(path))
+    assert wrong == []
+
+
 @pytest.mark.parametrize(
     ("module", "line", "complaint"),
     [
         (
-            "exporter.polling.poller",
+            "exporter.polling.read.window_read",
+            "from exporter.polling.publish.snapshot import Snapshot",
+            "read -> publish",
+        ),
+        (
+            "exporter.api.wire.pages",
+            "from exporter.api.transport.client import RawAnswer",
+            "wire -> transport",
+        ),
+        (
+            "exporter.api.errors",
+            "from exporter.api.auth.signing import sign_request",
+            "None -> auth",
+        ),
+    ],
+)
+def test_a_step_importing_against_the_flow_is_caught(
+    module: str, line: str, complaint: str
+) -> None:
+    (found,) = upstream_steps(line + "\n", module)
+    assert found.endswith(f"({complaint})")
+
+
+def test_no_module_takes_part_in_an_import_circle() -> None:
+    graph = {
+        module_name(path): {
+            imported
+            for _, imported in imported_modules(ast.parse(path.read_text(encoding="utf-8")))
+        }
+        for path in sources()
+    }
+    circles = []
+    state: dict[str, str] = {}
+
+    def visit(module: str, trail: list[str]) -> None:
+        state[module] = "open"
+        for imported in sorted(graph.get(module, ())):
+            if state.get(imported) == "open":
+                circles.append(" -> ".join([*trail[trail.index(imported) :], imported]))
+            elif imported not in state:
+                visit(imported, [*trail, imported])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert circles == []
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "complaint"),
+    [
+        (
+            "exporter.polling.schedule.poller",
             "from exporter.metrics.registries import ExporterMetrics",
             "polling -> metrics",
         ),
-        ("exporter.api.client", "from exporter.polling.slices import TimeSlice", "api -> polling"),
-        ("exporter.config.model", "import exporter.api.signing", "config -> api"),
+        (
+            "exporter.api.transport.client",
+            "from exporter.polling.read.slices import TimeSlice",
+            "api -> polling",
+        ),
+        ("exporter.config.model", "import exporter.api.auth.signing", "config -> api"),
         ("exporter.demo.simulator", "from exporter.web.server import landing_page", "demo -> web"),
         (
             "exporter.metrics.collectors",

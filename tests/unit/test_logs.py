@@ -13,8 +13,8 @@ import respx
 
 from exporter.logs import MAX_FIELD_CHARACTERS, JsonFormatter, LogfmtFormatter, safe_text
 from exporter.metrics.registries import ExporterMetrics
-from exporter.polling.poller import TargetPoller
-from exporter.polling.snapshot import SnapshotStore
+from exporter.polling.publish.snapshot import SnapshotStore
+from exporter.polling.schedule.poller import TargetPoller
 from tests.support.jobs import make_target
 
 URL = "https://maxcompute.cn-hangzhou.aliyuncs.com/api/v1/jobs/runningJobs"

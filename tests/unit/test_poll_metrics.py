@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.metrics.poll_metrics import PollMetrics
-from exporter.polling.observer import PollOutcome
+from exporter.polling.schedule.observer import PollOutcome
 from tests.support.exposition import values
 from tests.support.jobs import make_target
 

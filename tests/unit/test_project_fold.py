@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.api.errors import ApiError
-from exporter.api.jobs import parse_job
-from exporter.polling.aggregation import GroupAggregate, GroupKey, aggregate
-from exporter.polling.project_fold import (
+from exporter.api.wire.jobs import parse_job
+from exporter.polling.derive.aggregation import GroupAggregate, GroupKey, aggregate
+from exporter.polling.derive.project_fold import (
     OTHER_PROJECT,
     fold_by_quota,
     fold_projects,

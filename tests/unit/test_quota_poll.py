@@ -12,12 +12,12 @@ import respx
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.api.client import RunningJobsClient
+from exporter.api.transport.client import RunningJobsClient
 from exporter.config import ConfigError, PollSettings, QuotaPollSettings, parse_config
 from exporter.metrics.quota_metrics import QuotaCollector
 from exporter.metrics.quota_poll_metrics import QuotaPollMetrics
-from exporter.polling.quota_poller import QuotaPoller
-from exporter.polling.quota_snapshot import QuotaStore
+from exporter.polling.publish.quota_snapshot import QuotaStore
+from exporter.polling.schedule.quota_poller import QuotaPoller
 from tests.support.exposition import values
 from tests.support.jobs import NOW, make_target
 

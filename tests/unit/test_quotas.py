@@ -10,11 +10,11 @@ import httpx
 import pytest
 import respx
 
-from exporter.api.client import RunningJobsClient
 from exporter.api.errors import ApiError
-from exporter.api.quota_client import QuotaClient
-from exporter.api.quota_usage import QuotaUsage, UsagePoint, parse_usage
-from exporter.api.quotas import QuotaCapacity, parse_quota_page
+from exporter.api.transport.client import RunningJobsClient
+from exporter.api.transport.quota_client import QuotaClient
+from exporter.api.wire.quota_usage import QuotaUsage, UsagePoint, parse_usage
+from exporter.api.wire.quotas import QuotaCapacity, parse_quota_page
 from exporter.config import PollSettings
 from tests.support.jobs import NOW, make_target
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from exporter.api.jobs import RunningJob
+from exporter.api.wire.jobs import RunningJob
 from exporter.metrics.registries import ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
-from exporter.polling.aggregation import aggregate
-from exporter.polling.run_times import RunTimeFold, RunTimes
-from exporter.polling.snapshot import Snapshot, SnapshotStore
+from exporter.polling.derive.aggregation import aggregate
+from exporter.polling.derive.run_times import RunTimeFold, RunTimes
+from exporter.polling.publish.snapshot import Snapshot, SnapshotStore
 from tests.support.exposition import values_of
 from tests.support.jobs import NOW, make_target
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from exporter.polling.scheduling import PollScheduler
+from exporter.polling.schedule.scheduling import PollScheduler
 from tests.support.jobs import make_target
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from exporter.api.signing import RequestToSign, authorization, canonical_query, sign_request
+from exporter.api.auth.signing import RequestToSign, authorization, canonical_query, sign_request
 from exporter.config import Credentials
 from tests.support.tools import DATA
 

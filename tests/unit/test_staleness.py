@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from exporter.metrics.staleness import Staleness
-from exporter.polling.snapshot import Snapshot, TargetStatus
+from exporter.polling.publish.snapshot import Snapshot, TargetStatus
 from tests.support.jobs import NOW, make_target
 
 UP = make_target(labels=(("account", "up"),))

@@ -15,12 +15,12 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from exporter.api.errors import ApiError
-from exporter.api.jobs import RunningJob
-from exporter.api.pages import EVERY_JOB, JobFilter, Page, TimeSlice
-from exporter.api.wire import PAGE_SIZE
-from exporter.polling.page_checks import check_tiling
-from exporter.polling.poller import ReadPlan
-from exporter.polling.window_read import WindowRead, WindowReader
+from exporter.api.wire.jobs import RunningJob
+from exporter.api.wire.pages import EVERY_JOB, JobFilter, Page, TimeSlice
+from exporter.api.wire.running_jobs import PAGE_SIZE
+from exporter.polling.read.page_checks import check_tiling
+from exporter.polling.read.window_read import WindowRead, WindowReader
+from exporter.polling.schedule.poller import ReadPlan
 
 WINDOW = TimeSlice(100_000, 200_000)
 

@@ -1,0 +1,217 @@
+"""The API over HTTP: one signed GET, its body capped; GetRunningJobs pages parsed on top of it.
+
+The client knows nothing of metrics or of how a window is cut: it reports every request's
+outcome to a callback and raises ``ApiError`` (with a fixed ``reason``) when a page cannot be had.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from exporter.api.auth.credentials import CredentialsError, credential_provider
+from exporter.api.auth.signing import RequestToSign, canonical_query, sign_request
+from exporter.api.connect_errors import describe_transport_error
+from exporter.api.errors import ApiError
+from exporter.api.transport.bodies import ACCEPTED_ENCODINGS, content_coding, read_bounded
+from exporter.api.transport.ratelimit import AdaptiveRate
+from exporter.api.transport.retries import PacedRetries
+from exporter.api.wire.outcomes import CONNECTION_ERROR, TIMEOUT, status_label
+from exporter.api.wire.pages import EVERY_JOB, JobFilter, Page, TimeSlice, parse_page
+from exporter.api.wire.running_jobs import ACTION, API_VERSION, DATE_FORMAT, PAGE_SIZE, PATH
+from exporter.config import PollSettings, Target
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RawAnswer:
+    """One HTTP answer of the API before parsing: status, capped body, ``Retry-After``."""
+
+    status: int
+    body: bytes
+    retry_after: str | None
+
+
+def wire_date() -> str:
+    """Now, as x-acs-date wants it."""
+    return time.strftime(DATE_FORMAT, time.gmtime())
+
+
+def _host_header(endpoint: str) -> str:
+    parts = urlsplit(endpoint)
+    host = parts.hostname or ""
+    default_port = 443 if parts.scheme == "https" else 80
+    if parts.port and parts.port != default_port:
+        return f"{host}:{parts.port}"
+    return host
+
+
+class RunningJobsClient:
+    """Fetches one signed page of GetRunningJobs for one target over a pooled HTTP client.
+
+    One client lives as long as its target's poller, so the learned request rate carries from
+    one poll to the next.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        settings: PollSettings,
+        *,
+        on_request: Callable[[str], None] = lambda code: None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._target = target
+        self._settings = settings
+        self._on_request = on_request
+        self._credentials = credential_provider(target.credentials, min_validity=settings.timeout)
+        self._host = _host_header(target.endpoint)
+        self._endpoint = target.endpoint
+        self._filters: dict[str, str] = {}
+        if target.owners:
+            self._filters["jobOwnerList"] = ",".join(target.owners)
+        if target.quotas:
+            self._filters["quotaNicknameList"] = ",".join(target.quotas)
+        limits = httpx.Limits(
+            max_connections=settings.page_concurrency,
+            max_keepalive_connections=settings.page_concurrency,
+        )
+        self._retries = PacedRetries(self.fetch_page, settings)
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.timeout),
+            limits=limits,
+            transport=transport,
+            follow_redirects=False,
+            trust_env=False,
+            # Only what ``read_bounded`` inflates within its cap (httpx would offer br, zstd).
+            headers={"Accept-Encoding": ACCEPTED_ENCODINGS},
+        )
+
+    @property
+    def rate(self) -> AdaptiveRate:
+        """The learned request rate, carried from one poll to the next."""
+        return self._retries.rate
+
+    @property
+    def request_rate(self) -> float:
+        """Requests per second the client now allows itself (learned from throttling)."""
+        return self._retries.rate.rate
+
+    async def fetch_page_with_retries(
+        self, piece: TimeSlice, page_number: int, part: JobFilter = EVERY_JOB
+    ) -> Page:
+        """One page, paced at the learned rate; what can heal is retried (see ``PacedRetries``)."""
+        return await self._retries.fetch(piece, page_number, part)
+
+    async def aclose(self) -> None:
+        await self._credentials.aclose()
+        await self._http.aclose()
+
+    async def fetch_page(
+        self, piece: TimeSlice, page_number: int, part: JobFilter = EVERY_JOB
+    ) -> Page:
+        """One page of the jobs submitted in ``piece`` (of ``part`` only), signed and validated.
+
+        ``part``'s lists replace the target's own; a reader takes them from jobs the target's
+        filter let through, so they narrow it.
+        """
+        query = self._query(piece, page_number, part)
+        answer = await self.get(PATH, ACTION, query, self._on_request)
+        return parse_page(answer.status, answer.body, time.time(), answer.retry_after)
+
+    def _query(self, piece: TimeSlice, page_number: int, part: JobFilter) -> dict[str, str]:
+        query = {
+            "from": str(piece.start),
+            "to": str(piece.end),
+            "pageNumber": str(page_number),
+            "pageSize": str(PAGE_SIZE),
+            **self._filters,
+        }
+        if part.owners:
+            query["jobOwnerList"] = ",".join(part.owners)
+        if part.quotas:
+            query["quotaNicknameList"] = ",".join(part.quotas)
+        return query
+
+    async def call_with_retries(self, request: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+        """``request()`` paced at the shared learned rate and retried as a page is; (result,
+        attempts)."""
+        return await self._retries.call(request)
+
+    async def get(
+        self,
+        path: str,
+        action: str,
+        query: dict[str, str],
+        on_request: Callable[[str], None],
+    ) -> RawAnswer:
+        """One signed GET of ``action`` on ``path``: its status and capped body, not yet parsed.
+
+        Every operation of the API goes through here, so all share one signer, one credential
+        and one pool of connections; ``on_request`` hears each request's outcome.
+        """
+        try:
+            credentials = await self._credentials.get()
+        except CredentialsError as error:
+            raise ApiError("credentials", str(error)) from None
+        request = RequestToSign(
+            "GET", self._host, path, query, action, API_VERSION, wire_date(), uuid.uuid4().hex
+        )
+        headers = sign_request(credentials, request)
+        url = f"{self._endpoint}{path}?{canonical_query(query)}"
+        status, body, retry_after = await self._send(url, headers, action, on_request)
+        return RawAnswer(status, body, retry_after)
+
+    async def _send(
+        self, url: str, headers: dict[str, str], action: str, on_request: Callable[[str], None]
+    ) -> tuple[int, bytes, str | None]:
+        """One request's status, body and Retry-After; each attempt counted once, by outcome.
+
+        ``poll.timeout`` bounds the whole request, the body's last byte included: httpx's own
+        timeouts are per read, which a server trickling a byte at a time never trips.
+        """
+        status: int | None = None
+        try:
+            async with asyncio.timeout(self._settings.timeout):
+                async with self._http.stream("GET", url, headers=headers) as response:
+                    status = response.status_code
+                    coding = content_coding(response.headers.get("content-encoding"), status)
+                    raw = response.aiter_raw()
+                    body = await read_bounded(raw, coding, MAX_BODY_BYTES, status)
+        except TimeoutError as error:
+            on_request(TIMEOUT)
+            raise ApiError(
+                "timeout",
+                f"{action} timed out: {self._host}: no whole response within "
+                f"poll.timeout ({self._settings.timeout:g}s)",
+                retryable=True,
+            ) from error
+        except httpx.TimeoutException as error:
+            on_request(TIMEOUT)
+            raise ApiError(
+                "timeout",
+                f"{action} timed out: {describe_transport_error(error, self._host)}",
+                retryable=True,
+            ) from error
+        except httpx.TransportError as error:
+            on_request(CONNECTION_ERROR)
+            raise ApiError(
+                "connection",
+                f"{action} connection failed: {describe_transport_error(error, self._host)}",
+                retryable=True,
+            ) from error
+        except ApiError:
+            on_request(status_label(status or 0))
+            raise
+        on_request(status_label(status))
+        return status, body, response.headers.get("retry-after")

@@ -134,6 +134,15 @@ class ConsumptionMetrics(Collector):
                 counters.bound += added.cu_bound
             counters.count(poll, added if isinstance(added, Consumption) else None)
 
+    def retain(self, targets: Iterable[Target]) -> None:
+        """Forget the series of every target but ``targets``: a reload hands these counters
+        on, so the targets it leaves unchanged keep counting where they were."""
+        targets = tuple(targets)
+        keep = {tuple(target_label_values(t, self._label_names)) for t in targets}
+        self.tracker.retain(targets)
+        with self._lock:
+            self._targets = {v: c for v, c in self._targets.items() if v in keep}
+
     def _families(self) -> tuple[Metric, ...]:
         target_labels = ["region", *self._label_names]
         group_labels = [*target_labels, "quota", "project"]

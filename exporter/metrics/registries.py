@@ -38,12 +38,14 @@ QUOTA_POLL_OFF = QuotaPollSettings(quotas=False, usage=False)
 
 @dataclass(frozen=True, slots=True)
 class ConsumptionOptions:
-    """The consumption counters' settings: the owner view and its cap, and the last
-    exporter's tracker on a reload."""
+    """The consumption counters' settings: the owner view and its cap; on a reload, the last
+    exporter's tracker and (if its settings were the same) its counters."""
 
     owners: bool = False
     max_owners: int = 20
     tracker: ConsumptionTracker | None = None
+    # The last exporter's counters, made with the same settings: they go on counting.
+    carried: ConsumptionMetrics | None = None
 
 
 class PollReports:
@@ -86,9 +88,10 @@ class ExporterMetrics:
     ``job_registry`` holds the job series (rendered once per published poll), ``self_registry``
     the exporter's own; ``polls`` is the observer the pollers report to. ``top_jobs`` and
     ``job_changes`` add the per-job view and jobs over time (``metrics.*`` in the config);
-    ``job_tracker`` is the last exporter's, on a reload; ``counter_limits`` bound the counters'
-    series (``polling.derive.counter_fold``); ``consumption`` holds the share-seconds counters'
-    owner view and the last exporter's tracker.
+    ``job_tracker`` is the last exporter's, on a reload, ``carried_job_changes`` its jobs over
+    time if it had the same settings; ``counter_limits`` bound the counters' series
+    (``polling.derive.counter_fold``); ``consumption`` holds the share-seconds counters' owner
+    view and, on a reload, the last exporter's tracker and counters.
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class ExporterMetrics:
         quota_poll: QuotaPollSettings = QUOTA_POLL_OFF,
         poll_for: Callable[[Target], PollSettings] | None = None,
         counter_limits: FoldLimits = DEFAULT_FOLD_LIMITS,
+        carried_job_changes: JobChangeMetrics | None = None,
         consumption: ConsumptionOptions | None = None,
     ) -> None:
         # Targets with their own targets[].poll: their interval and staleness limit.
@@ -130,11 +134,9 @@ class ExporterMetrics:
         self.self_registry.register(SeriesCostCollector(store, label_names, self.staleness))
         self.job_changes = self._job_changes(
             targets, label_names, interval, job_changes, queue_wait_buckets, run_time_buckets,
-            job_tracker, counter_limits,
+            job_tracker, counter_limits, carried_job_changes,
         )  # fmt: skip
-        self.consumption = self._consumption(
-            targets, label_names, interval, consumption, counter_limits
-        )
+        self._consumption(targets, label_names, interval, consumption, counter_limits)
         polls = PollMetrics(self.self_registry, targets, label_names)
         self.polls = PollReports(polls, self.job_changes, self.consumption)
         self.quota_polls = self._quota_metrics(targets, label_names, quota_store, quota_poll, clock)
@@ -173,14 +175,22 @@ class ExporterMetrics:
         run_time_buckets: tuple[float, ...],
         job_tracker: JobTracker | None,
         limits: FoldLimits,
+        carried: JobChangeMetrics | None,
     ) -> JobChangeMetrics | None:
         """Jobs over time, if on: counted after a poll is published, so its series are
-        rendered per scrape with the exporter's own, never cached with a snapshot's."""
+        rendered per scrape with the exporter's own, never cached with a snapshot's.
+
+        ``carried``: the last exporter's, made with the same settings, on a reload: the
+        targets it leaves unchanged keep their counters."""
         # The last good poll of each target, kept across reloads for the targets that stay.
         self.job_tracker = job_tracker if job_tracker is not None else JobTracker()
         self.job_tracker.retain(targets if on else ())
         if not on:
             return None
+        if carried is not None:
+            carried.retain(targets)
+            self.self_registry.register(carried)
+            return carried
         changes = JobChangeMetrics(
             label_names,
             interval,
@@ -199,23 +209,27 @@ class ExporterMetrics:
         interval: float,
         options: ConsumptionOptions | None,
         limits: FoldLimits,
-    ) -> ConsumptionMetrics:
-        """The share-seconds counters: integrated after a poll is published, rendered per
-        scrape with the exporter's own."""
+    ) -> None:
+        """``consumption``, the share-seconds counters: integrated after a poll is published,
+        rendered per scrape with the exporter's own; and their ``consumption_tracker``."""
         options = options or ConsumptionOptions()
         # The last good poll of each target, kept across reloads for the targets that stay.
         self.consumption_tracker = options.tracker or ConsumptionTracker()
         self.consumption_tracker.retain(targets)
-        consumption = ConsumptionMetrics(
-            label_names,
-            interval,
-            self.consumption_tracker,
-            limits=limits,
-            owners=options.owners,
-            max_owners=options.max_owners,
-        )
-        self.self_registry.register(consumption)
-        return consumption
+        if options.carried is not None:
+            # The targets the reload leaves unchanged keep counting where they were.
+            options.carried.retain(targets)
+            self.consumption = options.carried
+        else:
+            self.consumption = ConsumptionMetrics(
+                label_names,
+                interval,
+                self.consumption_tracker,
+                limits=limits,
+                owners=options.owners,
+                max_owners=options.max_owners,
+            )
+        self.self_registry.register(self.consumption)
 
     def _quota_metrics(
         self,

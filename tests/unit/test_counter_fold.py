@@ -8,8 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exporter.config import parse_config
 from exporter.polling.derive.aggregation import GroupKey
-from exporter.polling.derive.counter_fold import OTHER, OTHER_GROUP, CounterFold, FoldRound
+from exporter.polling.derive.counter_fold import (
+    OTHER,
+    OTHER_GROUP,
+    CounterFold,
+    FoldLimits,
+    FoldRound,
+)
 
 G = GroupKey
 
@@ -162,7 +169,8 @@ GROUPS = [G(f"q{q}", f"p{p}") for q in range(4) for p in range(5)] + [G("q0", OT
 def test_series_stay_bounded_and_rate_sees_every_count_of_a_group_seen_before(
     rounds, max_quotas, max_projects
 ) -> None:
-    family = Family(CounterFold(max_quotas, max_projects, retention=300))
+    limits = FoldLimits(max_quotas, max_projects, retention=300)
+    family = Family(limits.fold())
     now, last_present, last_now = 0, set(), 0
     for gap, present, counts in rounds:
         now += gap
@@ -170,7 +178,7 @@ def test_series_stay_bounded_and_rate_sees_every_count_of_a_group_seen_before(
         # this round and the last one did (a start in a group that had jobs running).
         counts = {g: n for g, n in counts.items() if g in last_present and now - last_now < 300}
         family.round(now, present, counts)
-        assert len(family.values) <= max_quotas * (max_projects + 1) + 1
+        assert len(family.values) <= limits.most_series
         assert len({key.quota for key in family.values}) <= max_quotas + 1
         assert all(
             len([k for k in family.values if k.quota == q]) <= max_projects + 1
@@ -178,3 +186,13 @@ def test_series_stay_bounded_and_rate_sees_every_count_of_a_group_seen_before(
         )
         last_present, last_now = present | counts.keys(), now
     assert family.seen_by_rate == family.counted
+
+
+def test_the_limits_come_from_the_configuration() -> None:
+    config = parse_config(
+        {"targets": [{"region": "cn-beijing"}],
+         "metrics": {"max_quotas_per_target": 7, "max_projects_per_quota": 3}},
+        {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIx", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s"},
+    )  # fmt: skip
+    assert FoldLimits.of(config) == FoldLimits(7, 3, 3600.0)
+    assert FoldLimits.of(config).most_series == 7 * 4 + 1

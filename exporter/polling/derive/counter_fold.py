@@ -134,7 +134,10 @@ class CounterFold:
     def round(
         self, now: float, present: Iterable[GroupKey], counts: Mapping[GroupKey, float]
     ) -> FoldRound:
-        """Route this round's ``counts`` (per group seen or counted) and settle the series."""
+        """One good poll at ``now`` (seconds): ``present``, the groups it saw (running jobs,
+        holding CUs); ``counts``, what each group adds to the family this round (any number >= 0,
+        also what the slow re-choice ranks by). Returns where each group's counts go and the
+        series that exist after the round."""
         if self._next_choice is None:
             self._next_choice = now + self.retention
         self._expire(now - self.retention)

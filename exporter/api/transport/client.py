@@ -10,7 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -22,13 +22,16 @@ from exporter.api.connect_errors import describe_transport_error
 from exporter.api.errors import ApiError
 from exporter.api.transport.bodies import ACCEPTED_ENCODINGS, content_coding, read_bounded
 from exporter.api.transport.ratelimit import AdaptiveRate
-from exporter.api.transport.retries import PacedRetries
-from exporter.api.wire.outcomes import CONNECTION_ERROR, TIMEOUT, status_label
+from exporter.api.transport.retries import PacedRetries, RetryAllowance
+from exporter.api.wire.outcomes import CANCELLED, CONNECTION_ERROR, TIMEOUT, status_label
 from exporter.api.wire.pages import EVERY_JOB, JobFilter, Page, TimeSlice, parse_page
 from exporter.api.wire.running_jobs import ACTION, API_VERSION, DATE_FORMAT, PAGE_SIZE, PATH
 from exporter.config import PollSettings, Target
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+# The operations one client sends (GetRunningJobs, ListQuotas, GetQuotaUsage): each has its own
+# budget of poll.page_concurrency requests in flight, so the pool holds that many for each.
+OPERATIONS_PER_CLIENT = 3
 
 T = TypeVar("T")
 
@@ -59,8 +62,9 @@ def _host_header(endpoint: str) -> str:
 class RunningJobsClient:
     """Fetches one signed page of GetRunningJobs for one target over a pooled HTTP client.
 
-    One client lives as long as its target's poller, so the learned request rate carries from
-    one poll to the next.
+    One client lives as long as its target's poller, so the learned request rates carry from
+    one poll to the next. Each operation (``action``) has its own budget (``PacedRetries``):
+    its own requests in flight and learned rate, as the service throttles each API apart.
     """
 
     def __init__(
@@ -82,11 +86,13 @@ class RunningJobsClient:
             self._filters["jobOwnerList"] = ",".join(target.owners)
         if target.quotas:
             self._filters["quotaNicknameList"] = ",".join(target.quotas)
+        # Room for every operation's budget at once: hung requests of one never make another
+        # wait for a connection.
         limits = httpx.Limits(
-            max_connections=settings.page_concurrency,
+            max_connections=settings.page_concurrency * OPERATIONS_PER_CLIENT,
             max_keepalive_connections=settings.page_concurrency,
         )
-        self._retries = PacedRetries(self.fetch_page, settings)
+        self._budgets: dict[str, PacedRetries] = {ACTION: PacedRetries(settings)}
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.timeout),
             limits=limits,
@@ -97,21 +103,30 @@ class RunningJobsClient:
             headers={"Accept-Encoding": ACCEPTED_ENCODINGS},
         )
 
+    def budget(self, action: str) -> PacedRetries:
+        """``action``'s own requests in flight, learned rate and last error."""
+        if action not in self._budgets:
+            self._budgets[action] = PacedRetries(self._settings)
+        return self._budgets[action]
+
     @property
     def rate(self) -> AdaptiveRate:
-        """The learned request rate, carried from one poll to the next."""
-        return self._retries.rate
+        """GetRunningJobs' learned request rate, carried from one poll to the next."""
+        return self._budgets[ACTION].rate
 
     @property
     def request_rate(self) -> float:
-        """Requests per second the client now allows itself (learned from throttling)."""
-        return self._retries.rate.rate
+        """GetRunningJobs requests per second the client now allows itself."""
+        return self._budgets[ACTION].rate.rate
 
     async def fetch_page_with_retries(
         self, piece: TimeSlice, page_number: int, part: JobFilter = EVERY_JOB
     ) -> Page:
-        """One page, paced at the learned rate; what can heal is retried (see ``PacedRetries``)."""
-        return await self._retries.fetch(piece, page_number, part)
+        """One page, paced at GetRunningJobs' learned rate; what can heal is retried (see
+        ``PacedRetries``). The page's ``requests`` counts every attempt."""
+        budget = self._budgets[ACTION]
+        page, attempts = await budget.call(lambda: self.fetch_page(piece, page_number, part))
+        return replace(page, requests=attempts)
 
     async def aclose(self) -> None:
         await self._credentials.aclose()
@@ -143,10 +158,15 @@ class RunningJobsClient:
             query["quotaNicknameList"] = ",".join(part.quotas)
         return query
 
-    async def call_with_retries(self, request: Callable[[], Awaitable[T]]) -> tuple[T, int]:
-        """``request()`` paced at the shared learned rate and retried as a page is; (result,
-        attempts)."""
-        return await self._retries.call(request)
+    async def call_with_retries(
+        self,
+        action: str,
+        request: Callable[[], Awaitable[T]],
+        allowance: RetryAllowance | None = None,
+    ) -> tuple[T, int]:
+        """``request()`` paced by ``action``'s own budget and retried as a page is (within
+        ``allowance``, if given); (result, attempts)."""
+        return await self.budget(action).call(request, allowance)
 
     async def get(
         self,
@@ -158,7 +178,8 @@ class RunningJobsClient:
         """One signed GET of ``action`` on ``path``: its status and capped body, not yet parsed.
 
         Every operation of the API goes through here, so all share one signer, one credential
-        and one pool of connections; ``on_request`` hears each request's outcome.
+        and one pool of connections; ``on_request`` hears each request's outcome, a request
+        cancelled before its answer (the poll ended) included.
         """
         try:
             credentials = await self._credentials.get()
@@ -212,6 +233,9 @@ class RunningJobsClient:
             ) from error
         except ApiError:
             on_request(status_label(status or 0))
+            raise
+        except asyncio.CancelledError:
+            on_request(CANCELLED)
             raise
         on_request(status_label(status))
         return status, body, response.headers.get("retry-after")

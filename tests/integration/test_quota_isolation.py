@@ -8,9 +8,25 @@ sends at most 24 + 3 requests (its retry allowance) and fails as what its reques
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import pytest
 
-from tests.support.quota_isolation import QUOTAS, SETTINGS, jobs_polls_beside
+from exporter.demo.simulator import ApiSimulator
+from tests.support.exporter_process import ExporterProcess
+from tests.support.exposition import values
+from tests.support.quota_isolation import (
+    CATALOG,
+    KEY_ID,
+    QUOTAS,
+    SECRET,
+    SETTINGS,
+    jobs_polls_beside,
+    running_jobs,
+)
+
+ENV = {"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET}
 
 JOBS = 2000
 RETRY_ALLOWANCE = 3  # max(poll.retries, 10% of 24 requests)
@@ -79,3 +95,59 @@ def test_a_healthy_usage_round_beside_the_jobs_polls_reads_every_quota(quota_off
         beside.metrics, "maxcompute_exporter_quota_api_requests_total", operation="GetQuotaUsage"
     )
     assert usage_requests == {"200": QUOTAS}
+
+
+def scrape_until(process: ExporterProcess, ready, timeout: float = 60.0) -> dict:
+    """/metrics once ``ready(values)`` holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = values(process.get("/metrics").text)
+        if ready(got):
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError("/metrics never showed what was waited for")
+        time.sleep(0.2)
+
+
+def test_the_exporter_keeps_maxcompute_up_and_every_job_while_getquotausage_hangs(tmp_path) -> None:
+    now = int(time.time())
+    catalog = replace(CATALOG, usage_fault="hang")
+    simulator = ApiSimulator(
+        running_jobs(JOBS, now), credentials={KEY_ID: (SECRET, None)}, quotas=catalog
+    ).start()
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"targets:\n  - region: cn-hangzhou\n    endpoint: {simulator.url}\n"
+        "poll:\n  interval: 5s\n  window: 1h\n  timeout: 2s\n"
+        "quota_poll:\n  usage_interval: 5s\n"
+    )
+    process = ExporterProcess("--config", str(config), env={**ENV})
+    usage_failed = (
+        "maxcompute_exporter_quota_poll_errors_total",
+        *sorted(
+            {"operation": "GetQuotaUsage", "reason": "timeout", "region": "cn-hangzhou"}.items()
+        ),
+    )
+    polls = ("maxcompute_exporter_poll_duration_seconds_count", ("region", "cn-hangzhou"))
+    try:
+        process.wait_until("/ready")
+        got = scrape_until(process, lambda v: v.get(usage_failed, 0) >= 2 and v.get(polls, 0) >= 3)
+    finally:
+        code, log = process.stop()
+        simulator.stop()
+    assert code == 0, log
+    assert count(got, "maxcompute_up") == {"": 1}
+    assert count(got, "maxcompute_exporter_poll_errors_total") == {}
+    assert sum(count(got, "maxcompute_running_jobs").values()) == JOBS
+    assert set(count(got, "maxcompute_exporter_api_requests_total")) == {"200"}
+    assert count(got, "maxcompute_exporter_quota_poll_up", operation="GetQuotaUsage") == {}
+    # Each round asks 24 quotas and retries at most 3 times; a round cut by its deadline
+    # counts its requests still in flight as cancelled.
+    rounds = sum(
+        count(
+            got, "maxcompute_exporter_quota_poll_errors_total", operation="GetQuotaUsage"
+        ).values()
+    )
+    sent = count(got, "maxcompute_exporter_quota_api_requests_total", operation="GetQuotaUsage")
+    assert set(sent) <= {"timeout", "cancelled"}
+    assert QUOTAS * rounds <= sum(sent.values()) <= (QUOTAS + RETRY_ALLOWANCE) * (rounds + 1)

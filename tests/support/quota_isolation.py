@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from exporter.config import Config, Credentials, PollSettings, QuotaPollSettings, Target
 from exporter.demo.quota_simulator import Level1Quota, QuotaCatalog, SubQuota
 from exporter.demo.simulator import ApiSimulator
+from exporter.demo.simulator_state import Faults
 from exporter.wiring import Exporter
 from tests.support.exposition import values
 from tests.support.jobs import job_record
@@ -95,13 +96,19 @@ async def _polls(exporter: Exporter, usage_fault: str | None, polls: int) -> Job
     return JobsPolls(tuple(ok), tuple(seconds), jobs, metrics, poller.client.rate.cuts, usage_ok, 0)
 
 
-def jobs_polls_beside(usage_fault: str | None, jobs: int = 2000, polls: int = 3) -> JobsPolls:
+def jobs_polls_beside(
+    usage_fault: str | None, jobs: int = 2000, polls: int = 3, latency: float = 0.0
+) -> JobsPolls:
     """``polls`` jobs polls of ``jobs`` running jobs; beside them, one usage round whose
-    GetQuotaUsage is ``usage_fault`` ("hang", "throttle", "" healthy; None: quota poll off)."""
+    GetQuotaUsage is ``usage_fault`` ("hang", "throttle", "" healthy; None: quota poll off).
+    The simulator answers every request ``latency`` seconds late."""
     now = int(time.time())
     catalog = replace(CATALOG, usage_fault=usage_fault or "")
     simulator = ApiSimulator(
-        running_jobs(jobs, now), credentials={KEY_ID: (SECRET, None)}, quotas=catalog
+        running_jobs(jobs, now),
+        credentials={KEY_ID: (SECRET, None)},
+        quotas=catalog,
+        faults=Faults(latency=latency),
     ).start()
     exporter = Exporter(config(simulator.url, usage_fault is not None))
 

@@ -52,6 +52,7 @@ class JobsPolls:
 
     ok: tuple[bool, ...]
     seconds: tuple[float, ...]
+    cpu_seconds: tuple[float, ...]  # the process's (simulator threads included)
     jobs: int
     metrics: dict
     jobs_rate_cuts: int
@@ -85,15 +86,18 @@ async def _polls(exporter: Exporter, usage_fault: str | None, polls: int) -> Job
             await _until(lambda: budget.in_flight.in_flight >= 4)
         elif usage_fault == "throttle":  # and the usage rate is cut
             await _until(lambda: budget.rate.cuts >= 1)
-    ok, seconds = [], []
+    ok, seconds, cpu = [], [], []
     for _ in range(polls):
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), time.process_time()
         ok.append(await poller.poll())
         seconds.append(time.monotonic() - started)
+        cpu.append(time.process_time() - cpu_started)
     usage_ok = await usage if usage is not None else None
     jobs = exporter.store.status(poller.target).snapshot.jobs
     metrics = values(exporter.renderer.render().decode())
-    return JobsPolls(tuple(ok), tuple(seconds), jobs, metrics, poller.client.rate.cuts, usage_ok, 0)
+    return JobsPolls(
+        tuple(ok), tuple(seconds), tuple(cpu), jobs, metrics, poller.client.rate.cuts, usage_ok, 0
+    )
 
 
 def jobs_polls_beside(

@@ -58,6 +58,7 @@ class JobsPolls:
     jobs_rate_cuts: int
     usage_ok: bool | None
     server_requests: int
+    server_connections: int = 0  # TCP connections the simulator accepted, every operation's
 
 
 def config(url: str, quota_poll: bool) -> Config:
@@ -115,6 +116,7 @@ def jobs_polls_beside(
         faults=Faults(latency=latency),
     ).start()
     exporter = Exporter(config(simulator.url, usage_fault is not None))
+    accepted = _count_connections(simulator)
 
     async def run() -> JobsPolls:
         try:
@@ -126,4 +128,17 @@ def jobs_polls_beside(
         result = asyncio.run(run())
     finally:
         simulator.stop()
-    return replace(result, server_requests=simulator.state.requests)
+    return replace(result, server_requests=simulator.state.requests, server_connections=accepted[0])
+
+
+def _count_connections(simulator: ApiSimulator) -> list[int]:
+    """A counter of the connections ``simulator`` accepts from now on, in a one-item list."""
+    accepted = [0]
+    process = simulator.process_request
+
+    def counted(request: object, client_address: object) -> None:
+        accepted[0] += 1
+        process(request, client_address)
+
+    simulator.process_request = counted  # type: ignore[method-assign]
+    return accepted

@@ -87,10 +87,13 @@ class RunningJobsClient:
         if target.quotas:
             self._filters["quotaNicknameList"] = ",".join(target.quotas)
         # Room for every operation's budget at once: hung requests of one never make another
-        # wait for a connection.
+        # wait for a connection. Keep-alive as many: past it, httpcore 1.0 closes an idle
+        # connection whenever the pool holds more connections than that in all, so hung ones
+        # would make every jobs request open a new connection.
+        connections = settings.page_concurrency * OPERATIONS_PER_CLIENT
         limits = httpx.Limits(
-            max_connections=settings.page_concurrency * OPERATIONS_PER_CLIENT,
-            max_keepalive_connections=settings.page_concurrency,
+            max_connections=connections,
+            max_keepalive_connections=connections,
         )
         self._budgets: dict[str, PacedRetries] = {ACTION: PacedRetries(settings)}
         self._http = httpx.AsyncClient(

@@ -23,6 +23,7 @@ from exporter.config.model import DEFAULT_RUN_TIME_BUCKETS
 from exporter.polling.derive.aggregation import MAX_QUOTAS_PER_TARGET, AggregateResult, aggregate
 from exporter.polling.derive.project_fold import fold_projects
 from exporter.polling.derive.run_times import RunTimeFold
+from exporter.polling.derive.start_times import started_by
 from exporter.polling.publish.snapshot import PollFailure, Snapshot, SnapshotStore
 from exporter.polling.read.burst_parts import Combination
 from exporter.polling.read.slices import (
@@ -109,7 +110,10 @@ class TargetPoller:
         run_time_buckets: tuple[float, ...] = DEFAULT_RUN_TIME_BUCKETS,
         max_projects_per_quota: int = 500,
         max_quotas: int = MAX_QUOTAS_PER_TARGET,
+        carried: TargetPoller | None = None,
     ) -> None:
+        """``carried``: the poller of the same target with the same settings before a reload;
+        its client (learned rate, credentials, connections) and read plan go on here."""
         self.target = target
         self._top_jobs = top_jobs
         self._run_time_buckets = run_time_buckets
@@ -119,14 +123,15 @@ class TargetPoller:
         self._store = store
         self._clock = clock
         self._observer = observer
-        self._client = RunningJobsClient(target, settings, on_request=self._request_ended)
+        self._client = carried.client if carried else RunningJobsClient(target, settings)
+        self._client.report_to(self._request_ended)
         self._requests = 0  # GetRunningJobs requests this poll sent, whatever their end
         observer.rate_learned(target, self._client.request_rate)
-        self._plan: ReadPlan | None = None
+        self._plan: ReadPlan | None = carried._plan if carried else None
         self._reader: WindowReader | None = None
         # Warned about once per episode: a failure (per change of error), a window too short.
-        self._failing = Episode()
-        self._near_edge = Episode()
+        self._failing = carried._failing if carried else Episode()
+        self._near_edge = carried._near_edge if carried else Episode()
 
     def _request_ended(self, code: str) -> None:
         self._requests += 1
@@ -164,7 +169,7 @@ class TargetPoller:
             async with asyncio.timeout(deadline):
                 read = await self._read()
             result = aggregate(
-                read.jobs(),
+                started_by(read.jobs(), read.window.end),
                 top_jobs=self._top_jobs,
                 run_times=RunTimeFold(self._run_time_buckets, read.window.end),
                 max_quotas=self._max_quotas,
@@ -254,7 +259,8 @@ class TargetPoller:
     def _derive(self, read: WindowRead) -> None:
         """Hand the published poll's jobs to the steps that compare successive polls."""
         try:
-            self._observer.poll_published(self.target, read.window, read.jobs())
+            jobs = started_by(read.jobs(), read.window.end)
+            self._observer.poll_published(self.target, read.window, jobs)
         except Exception:  # a defect there must not undo a published poll, nor escape
             log.error(
                 "comparing the poll with the last one failed",

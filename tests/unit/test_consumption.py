@@ -328,3 +328,15 @@ def test_the_pollers_observer_tells_consumption_of_a_failed_poll() -> None:
     region = (("region", "cn-hangzhou"),)
     assert values_of(text, UNMEASURED) == {region: 60.0}
     assert values_of(text, CU) == {(("project", "dw"), ("quota", "etl"), *region): 30.0}
+
+
+def test_quota_names_that_change_on_every_poll_hold_bounded_series() -> None:
+    limits = FoldLimits(max_quotas=3, max_projects=2, retention=600)
+    counted = Counted(ConsumptionMetrics(("account",), 60.0, limits=limits, owners=True))
+    for step in range(50):
+        renamed = [job(f"j{step}-{n}", 0.25, quota=f"q{step}", project=f"p{n}") for n in range(4)]
+        counted.poll(NOW + 60 * step, *renamed)
+    # At most 3 quotas x (2 projects + __other__) + (__other__, __other__) per family.
+    assert 0 < len(counted.values(CU)) <= limits.most_series
+    assert len(counted.values(MEMORY)) == len(counted.values(CU))
+    assert 0 < len(counted.values(OWNER)) <= 3 * (20 + 1) + 1

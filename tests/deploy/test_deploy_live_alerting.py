@@ -63,7 +63,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[Prometheus, Alertmanager]]:
     prometheus: Prometheus | None = None
     try:
         alertmanager.wait_ready()
-        exporter.wait_until("/ready", timeout=30)
+        exporter.wait_until("/ready", timeout=60)
         prometheus = Prometheus(
             tmp_path,
             f"127.0.0.1:{exporter.port}",

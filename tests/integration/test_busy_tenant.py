@@ -14,6 +14,7 @@ from exporter.demo.churn import Churn, ChurningJobs
 from exporter.demo.simulator import ApiSimulator, Faults
 from tests.support.exporter_process import ExporterProcess
 from tests.support.exposition import samples
+from tests.support.waiting import eventually
 
 KEY_ID, SECRET = "LTAIbusy", "busy-secret-value"
 ENV = {"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET}
@@ -90,6 +91,11 @@ def metric_values(text: str) -> dict[str, float]:
     return values
 
 
+def polled_twice(values: dict[str, float]) -> dict[str, float] | None:
+    """``values`` once a second poll has ended, else None."""
+    return values if values["maxcompute_exporter_poll_duration_seconds_count"] >= 2 else None
+
+
 def scrape_within_churn(
     process: ExporterProcess, work: ChurningJobs, seconds: float, deadline: float
 ) -> tuple[int, int, float]:
@@ -138,7 +144,7 @@ def test_a_list_that_moves_is_published_on_every_poll_within_its_churn(
     )
     process = ExporterProcess("--config", str(config), env=ENV)
     try:
-        process.wait_until("/ready", timeout=40)
+        process.wait_until("/ready", timeout=90)
         scrapes, up, approximate = scrape_within_churn(process, work, 24, deadline=5.4)
         final = metric_values(process.get("/metrics").text)
     finally:
@@ -162,9 +168,13 @@ def test_the_learned_rate_settles_under_the_services_limit(tmp_path: Path) -> No
     )
     process = ExporterProcess("--config", str(config), env=ENV)
     try:
-        process.wait_until("/ready", timeout=20)
-        time.sleep(12)
-        values = metric_values(process.get("/metrics").text)
+        process.wait_until("/ready", timeout=60)
+        # Past the first poll, which learns the limit from scratch: the rate of the next one.
+        values = eventually(
+            "a second poll",
+            lambda: polled_twice(metric_values(process.get("/metrics").text)),
+            timeout=60,
+        )
     finally:
         process.stop()
         sim.stop()

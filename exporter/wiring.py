@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from exporter.api.transport.tls import prepare_tls_context
 from exporter.config import Config, ConfigError
 from exporter.metrics.registries import ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
@@ -107,6 +108,7 @@ def quota_schedule(quota_pollers: list[QuotaPoller]) -> list[ScheduledPoll]:
 
 async def run_once(config: Config) -> int:
     """Every target's polls once (the quota poll's too); 1 if a running-jobs poll failed."""
+    await prepare_tls_context()  # the targets' one TLS context, built off the loop
     exporter = Exporter(config)
     try:
         results, *_ = await asyncio.gather(

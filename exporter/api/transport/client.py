@@ -20,9 +20,11 @@ from exporter.api.auth.credentials import CredentialsError, credential_provider
 from exporter.api.auth.signing import RequestToSign, canonical_query, sign_request
 from exporter.api.connect_errors import describe_transport_error
 from exporter.api.errors import ApiError
+from exporter.api.transport.aiohttp_transport import AiohttpTransport
 from exporter.api.transport.bodies import ACCEPTED_ENCODINGS, content_coding, read_bounded
 from exporter.api.transport.ratelimit import AdaptiveRate
 from exporter.api.transport.retries import PacedRetries
+from exporter.api.transport.tls import tls_context
 from exporter.api.wire.outcomes import CONNECTION_ERROR, TIMEOUT, status_label
 from exporter.api.wire.pages import EVERY_JOB, JobFilter, Page, TimeSlice, parse_page
 from exporter.api.wire.running_jobs import ACTION, API_VERSION, DATE_FORMAT, PAGE_SIZE, PATH
@@ -82,15 +84,12 @@ class RunningJobsClient:
             self._filters["jobOwnerList"] = ",".join(target.owners)
         if target.quotas:
             self._filters["quotaNicknameList"] = ",".join(target.quotas)
-        limits = httpx.Limits(
-            max_connections=settings.page_concurrency,
-            max_keepalive_connections=settings.page_concurrency,
-        )
         self._retries = PacedRetries(self.fetch_page, settings)
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.timeout),
-            limits=limits,
-            transport=transport,
+            # aiohttp's pool, not httpcore's: see ``aiohttp_transport``; the one shared TLS
+            # context (see ``tls``).
+            transport=transport or AiohttpTransport(tls_context(), settings.page_concurrency),
             follow_redirects=False,
             trust_env=False,
             # Only what ``read_bounded`` inflates within its cap (httpx would offer br, zstd).

@@ -16,6 +16,7 @@ from exporter.api.transport.tls import prepare_tls_context
 from exporter.config import Config, ConfigError
 from exporter.metrics.registries import ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
+from exporter.metrics.shard_info import ShardInfoCollector
 from exporter.polling.derive.job_changes import JobTracker
 from exporter.polling.publish.quota_snapshot import QuotaStore
 from exporter.polling.publish.snapshot import SnapshotStore
@@ -57,6 +58,7 @@ class Exporter:
             poll_for=config.poll_for,
             max_projects_per_quota=config.metrics.max_projects_per_quota,
         )
+        self.metrics.self_registry.register(ShardInfoCollector(config.shard))
         self.renderer = MetricsRenderer(self.store, self.metrics)
         # Each target its own poller: its own settings, HTTP client, learned rate and deadline.
         self.pollers = [
@@ -224,6 +226,7 @@ def open_server(exporter: Exporter, options: ServeOptions) -> ExporterHTTPServer
             "basic_auth": bool(options.web_config.users),
             "telemetry_path": options.telemetry_path,
             "targets": ",".join(t.name for t in config.targets),
+            "shard": f"{config.shard.index} of {config.shard.total}",
             "interval_seconds": config.poll.interval,
             "max_connections": options.max_connections,
             "lifecycle": options.enable_lifecycle,

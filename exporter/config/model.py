@@ -106,6 +106,14 @@ class QuotaPollSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Shard:
+    """Which of ``total`` replicas this process is (``--shard``, ``--total-shards``)."""
+
+    index: int = 0
+    total: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration: targets, poll settings, metric settings."""
 
@@ -113,6 +121,10 @@ class Config:
     poll: PollSettings
     metrics: MetricsSettings = MetricsSettings()
     quota_poll: QuotaPollSettings = QuotaPollSettings()
+    # Sharded: this replica's shard, and the label names of the whole file's targets (so every
+    # shard's series carry the same label names as one unsharded exporter's).
+    shard: Shard = Shard()
+    fleet_label_names: tuple[str, ...] = ()
 
     def poll_for(self, target: Target) -> PollSettings:
         """The poll settings ``target`` runs with: its own ``poll`` block, else the top-level."""
@@ -121,4 +133,5 @@ class Config:
     @property
     def constant_label_names(self) -> tuple[str, ...]:
         """Union of all targets' constant label names; a target without one exports ''."""
-        return tuple(sorted({name for t in self.targets for name, _ in t.labels}))
+        names = {name for t in self.targets for name, _ in t.labels}
+        return tuple(sorted(names.union(self.fleet_label_names)))

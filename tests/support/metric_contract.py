@@ -64,6 +64,8 @@ QUOTA_METRICS = {
     "maxcompute_exporter_quota_invalid_values_total",
 } | {f"maxcompute_exporter_quota_poll_duration_seconds_{s}" for s in ("bucket", "sum", "count")}
 CONTRACT_METRICS |= QUOTA_METRICS
+# Sharding (issue 24): which shard of how many a replica is; shard 0 of 1 when not sharded.
+CONTRACT_METRICS |= {"maxcompute_exporter_shard_info"}
 
 # A metric or recording-rule name inside a PromQL expression.
 METRIC_NAME = re.compile(r"\b(maxcompute[_:][a-zA-Z0-9_:]*)")

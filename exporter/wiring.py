@@ -17,6 +17,7 @@ from exporter.config import Config, ConfigError
 from exporter.metrics.registries import ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
 from exporter.metrics.shard_info import ShardInfoCollector
+from exporter.polling.derive.counter_fold import FoldLimits
 from exporter.polling.derive.job_changes import JobTracker
 from exporter.polling.publish.quota_snapshot import QuotaStore
 from exporter.polling.publish.snapshot import SnapshotStore
@@ -56,7 +57,7 @@ class Exporter:
             quota_store=self.quota_store,
             quota_poll=config.quota_poll,
             poll_for=config.poll_for,
-            max_projects_per_quota=config.metrics.max_projects_per_quota,
+            counter_limits=FoldLimits.of(config),
         )
         self.metrics.self_registry.register(ShardInfoCollector(config.shard))
         self.renderer = MetricsRenderer(self.store, self.metrics)

@@ -24,6 +24,7 @@ from exporter.metrics.quota_poll_metrics import QuotaPollMetrics
 from exporter.metrics.run_times import RunTimesCollector
 from exporter.metrics.series_cost import SeriesCostCollector
 from exporter.metrics.staleness import Staleness
+from exporter.polling.derive.counter_fold import DEFAULT_FOLD_LIMITS, FoldLimits
 from exporter.polling.derive.job_changes import JobTracker
 from exporter.polling.publish.quota_snapshot import QuotaStore
 from exporter.polling.publish.snapshot import SnapshotStore
@@ -59,7 +60,8 @@ class ExporterMetrics:
     ``job_registry`` holds the job series (rendered once per published poll), ``self_registry``
     the exporter's own; ``polls`` is the observer the pollers report to. ``top_jobs`` and
     ``job_changes`` add the per-job view and jobs over time (``metrics.*`` in the config);
-    ``job_tracker`` is the last exporter's, on a reload.
+    ``job_tracker`` is the last exporter's, on a reload; ``counter_limits`` bound the counters'
+    series (``polling.derive.counter_fold``).
     """
 
     def __init__(
@@ -80,7 +82,7 @@ class ExporterMetrics:
         quota_store: QuotaStore | None = None,
         quota_poll: QuotaPollSettings = QUOTA_POLL_OFF,
         poll_for: Callable[[Target], PollSettings] | None = None,
-        max_projects_per_quota: int = 500,
+        counter_limits: FoldLimits = DEFAULT_FOLD_LIMITS,
     ) -> None:
         # Targets with their own targets[].poll: their interval and staleness limit.
         own = {t: poll_for(t) for t in targets} if poll_for is not None else {}
@@ -103,7 +105,7 @@ class ExporterMetrics:
         self.self_registry.register(SeriesCostCollector(store, label_names, self.staleness))
         self.job_changes = self._job_changes(
             targets, label_names, interval, job_changes, queue_wait_buckets, run_time_buckets,
-            job_tracker, max_projects_per_quota,
+            job_tracker, counter_limits,
         )  # fmt: skip
         self.polls = PollReports(
             PollMetrics(self.self_registry, targets, label_names), self.job_changes
@@ -138,7 +140,7 @@ class ExporterMetrics:
         queue_wait_buckets: tuple[float, ...],
         run_time_buckets: tuple[float, ...],
         job_tracker: JobTracker | None,
-        max_projects: int,
+        limits: FoldLimits,
     ) -> JobChangeMetrics | None:
         """Jobs over time, if on: counted after a poll is published, so its series are
         rendered per scrape with the exporter's own, never cached with a snapshot's."""
@@ -153,7 +155,7 @@ class ExporterMetrics:
             queue_wait_buckets,
             run_time_buckets,
             self.job_tracker,
-            max_projects=max_projects,
+            limits,
         )
         self.self_registry.register(changes)
         return changes

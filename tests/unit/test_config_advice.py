@@ -51,7 +51,7 @@ def test_unknown_regions_are_warned_with_the_nearest_name() -> None:
     assert config_warnings(config) == (
         "targets[0].region: 'hangzhou' is not a known MaxCompute region (did you mean"
         " cn-hangzhou?); polling https://maxcompute.hangzhou.aliyuncs.com as configured",
-        "targets[1].region: 'moon' is not a known MaxCompute region (see the README for"
+        "targets[1].region: 'moon' is not a known MaxCompute region (see docs/configuration.md for"
         " the list); polling http://127.0.0.1:1 as configured",
     )
 
@@ -108,6 +108,7 @@ def test_effective_settings_fill_in_defaults_and_mask_secrets() -> None:
         "  max_projects_per_quota: 500\n"
         "  max_quotas_per_target: 100\n"
         "  job_changes: true\n"
+        "  counter_retention: 1h\n"
         "quota_poll:\n"
         "  quotas: true\n"
         "  quotas_interval: 5m\n"

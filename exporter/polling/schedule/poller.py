@@ -22,6 +22,7 @@ from exporter.config.model import DEFAULT_RUN_TIME_BUCKETS
 from exporter.polling.derive.aggregation import MAX_QUOTAS_PER_TARGET, AggregateResult, aggregate
 from exporter.polling.derive.project_fold import fold_projects
 from exporter.polling.derive.run_times import RunTimeFold
+from exporter.polling.derive.start_times import started_by
 from exporter.polling.publish.snapshot import PollFailure, Snapshot, SnapshotStore
 from exporter.polling.read.burst_parts import Combination
 from exporter.polling.read.slices import (
@@ -143,7 +144,7 @@ class TargetPoller:
             async with asyncio.timeout(deadline):
                 read = await self._read()
             result = aggregate(
-                read.jobs(),
+                started_by(read.jobs(), read.window.end),
                 top_jobs=self._top_jobs,
                 run_times=RunTimeFold(self._run_time_buckets, read.window.end),
                 max_quotas=self._max_quotas,
@@ -236,7 +237,8 @@ class TargetPoller:
     def _derive(self, read: WindowRead) -> None:
         """Hand the published poll's jobs to the steps that compare successive polls."""
         try:
-            self._observer.poll_published(self.target, read.window, read.jobs())
+            jobs = started_by(read.jobs(), read.window.end)
+            self._observer.poll_published(self.target, read.window, jobs)
         except Exception:  # a defect there must not undo a published poll, nor escape
             log.error(
                 "comparing the poll with the last one failed",

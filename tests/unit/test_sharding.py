@@ -111,3 +111,31 @@ def test_an_out_of_range_shard_exits_2_with_one_line(tmp_path) -> None:
         "maxcompute-exporter: --shard: 3 is out of range for --total-shards 3 (expected 0 to 2)\n"
     )
     assert done.stdout == ""
+
+
+def test_check_config_names_the_shard_and_auto_reads_the_pod_name(tmp_path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "targets:\n"
+        + "".join(
+            f"  - {{region: cn-hangzhou, quotas: [q{n}], labels: {{account: a{n}}}}}\n"
+            for n in range(9)
+        ),
+        encoding="utf-8",
+    )
+    owned = sum(
+        1
+        for n in range(9)
+        if shard_of(make_target(quotas=(f"q{n}",), labels=(("account", f"a{n}"),)), 3) == 1
+    )
+    done = run_exporter(
+        "--config",
+        str(config),
+        "--check-config",
+        "--shard=auto",
+        "--total-shards",
+        "3",
+        env={"POD_NAME": "maxcompute-exporter-1"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == f"configuration OK: {owned} target(s) in shard 1 of 3"

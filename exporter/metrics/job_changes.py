@@ -169,6 +169,15 @@ class JobChangeMetrics(Collector):
             groups = {GroupKey(quota, project) for quota, project in present}
             counts.count(window.end, groups, changes, self._bounds)
 
+    def retain(self, targets: Iterable[Target]) -> None:
+        """Forget the series of every target but ``targets``: a reload hands these counters
+        on, so the targets it leaves unchanged keep counting where they were."""
+        keep = set(targets)
+        kept_values = {tuple(target_label_values(t, self._label_names)) for t in keep}
+        with self._lock:
+            self._targets &= keep
+            self._counts = {v: c for v, c in self._counts.items() if v in kept_values}
+
     def _families(self) -> tuple[Metric, Metric, Metric, Metric, Metric]:
         group_labels = ["region", *self._label_names, "quota", "project"]
         quota_labels = ["region", *self._label_names, "quota"]

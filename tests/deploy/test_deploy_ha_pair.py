@@ -178,6 +178,8 @@ def test_the_rules_give_the_same_values_and_alerts_with_one_replica_or_two(serve
     for name in recorded_names():
         if "deriv" in name or "time_to_saturation" in name:
             continue  # need 10 evaluations of history: absent on both in a short run
+        if name.endswith((":timestamp_seconds", ":rise5m")):
+            continue  # read off each server's own evaluation times: equal only by chance
         if "plan_switch" in name:
             continue  # only where a plan changed: never in a fixed catalog
         # Gauges of a fixed job list: the same value whenever it is read (up to the rounding

@@ -96,6 +96,11 @@ class RunningJobsClient:
             headers={"Accept-Encoding": ACCEPTED_ENCODINGS},
         )
 
+    def report_to(self, on_request: Callable[[str], None]) -> None:
+        """Tell ``on_request`` each GetRunningJobs request's outcome from now on (a reload
+        hands the client, and its learned rate, to a new poller of an unchanged target)."""
+        self._on_request = on_request
+
     @property
     def rate(self) -> AdaptiveRate:
         """The learned request rate, carried from one poll to the next."""

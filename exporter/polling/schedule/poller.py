@@ -95,7 +95,10 @@ class TargetPoller:
         run_time_buckets: tuple[float, ...] = DEFAULT_RUN_TIME_BUCKETS,
         max_projects_per_quota: int = 500,
         max_quotas: int = MAX_QUOTAS_PER_TARGET,
+        carried: TargetPoller | None = None,
     ) -> None:
+        """``carried``: the poller of the same target with the same settings before a reload;
+        its client (learned rate, credentials, connections) and read plan go on here."""
         self.target = target
         self._top_jobs = top_jobs
         self._run_time_buckets = run_time_buckets
@@ -105,15 +108,14 @@ class TargetPoller:
         self._store = store
         self._clock = clock
         self._observer = observer
-        self._client = RunningJobsClient(
-            target, settings, on_request=lambda code: observer.request_sent(target, code)
-        )
+        self._client = carried.client if carried else RunningJobsClient(target, settings)
+        self._client.report_to(lambda code: observer.request_sent(target, code))
         observer.rate_learned(target, self._client.request_rate)
-        self._plan: ReadPlan | None = None
+        self._plan: ReadPlan | None = carried._plan if carried else None
         self._reader: WindowReader | None = None
         # Warned about once per episode: a failure (per change of error), a window too short.
-        self._failing = Episode()
-        self._near_edge = Episode()
+        self._failing = carried._failing if carried else Episode()
+        self._near_edge = carried._near_edge if carried else Episode()
 
     @property
     def client(self) -> RunningJobsClient:

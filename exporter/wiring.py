@@ -78,6 +78,7 @@ class Exporter:
                 config.quota_poll,
                 self.quota_store,
                 self.metrics.quota_polls,
+                max_quotas=config.metrics.max_quotas_per_target,
             )
             for poller in self.pollers
             if config.quota_poll.enabled

@@ -20,7 +20,8 @@ def test_every_target_with_the_default_trust_shares_one_context() -> None:
         RunningJobsClient(make_target(endpoint=f"https://h{n}.example"), PollSettings())
         for n in range(3)
     ]
-    contexts = {id(client._http._transport._tls) for client in clients}
+    pools = [pool for client in clients for pool in (client._http, client._quota_http)]
+    contexts = {id(pool._transport._tls) for pool in pools}
     assert contexts == {id(tls_context())}
     assert tls_context(TrustSettings(certifi.where())) is tls_context()
 

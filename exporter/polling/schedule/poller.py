@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from exporter.api.errors import ApiError
 from exporter.api.transport.client import RunningJobsClient
 from exporter.api.wire.pages import JobFilter
+from exporter.api.wire.running_jobs import ACTION
 from exporter.config import PollSettings, Target
 from exporter.config.model import DEFAULT_RUN_TIME_BUCKETS
 from exporter.polling.derive.aggregation import MAX_QUOTAS_PER_TARGET, AggregateResult, aggregate
@@ -70,6 +71,20 @@ class ReadPlan:
         return slide_plan(self.slices, window, self.head_jobs_per_second)
 
 
+def out_of_time(deadline: float, last_error: ApiError | None) -> ApiError:
+    """What a poll that ran out of time failed of: the last error its requests met (503s
+    retried until the deadline are a server error), ``deadline`` only if every request was
+    answered (a healthy but slow read)."""
+    if last_error is None:
+        return ApiError("deadline", f"poll took longer than its deadline of {deadline:g}s")
+    return ApiError(
+        last_error.reason,
+        f"poll ran out of its deadline of {deadline:g}s; its requests last failed: {last_error}",
+        status=last_error.status,
+        error_code=last_error.error_code,
+    )
+
+
 def dense_seconds(read: WindowRead) -> dict[int, Counter[Combination]]:
     """Per second holding more jobs than a part of a page, its jobs by (quota, owner)."""
     per_second = Counter(job.submitted_at for job in read.jobs())
@@ -109,13 +124,18 @@ class TargetPoller:
         self._clock = clock
         self._observer = observer
         self._client = carried.client if carried else RunningJobsClient(target, settings)
-        self._client.report_to(lambda code: observer.request_sent(target, code))
+        self._client.report_to(self._request_ended)
+        self._requests = 0  # GetRunningJobs requests this poll sent, whatever their end
         observer.rate_learned(target, self._client.request_rate)
         self._plan: ReadPlan | None = carried._plan if carried else None
         self._reader: WindowReader | None = None
         # Warned about once per episode: a failure (per change of error), a window too short.
         self._failing = carried._failing if carried else Episode()
         self._near_edge = carried._near_edge if carried else Episode()
+
+    def _request_ended(self, code: str) -> None:
+        self._requests += 1
+        self._observer.request_sent(self.target, code)
 
     @property
     def client(self) -> RunningJobsClient:
@@ -142,6 +162,9 @@ class TargetPoller:
         started = time.monotonic()
         deadline = self._settings.effective_deadline
         self._reader = None  # a poll that fails before its read reports nothing of the last one
+        self._requests = 0
+        jobs_budget = self._client.budget(ACTION)
+        jobs_budget.last_error = None
         try:
             async with asyncio.timeout(deadline):
                 read = await self._read()
@@ -154,10 +177,7 @@ class TargetPoller:
         except ApiError as error:
             return self._failed(error, started)
         except TimeoutError:
-            return self._failed(
-                ApiError("deadline", f"poll took longer than its deadline of {deadline:g}s"),
-                started,
-            )
+            return self._failed(out_of_time(deadline, jobs_budget.last_error), started)
         except Exception as error:  # any other failure is a failed poll too, never an escape
             log.debug("poll failed inside the exporter", exc_info=True)
             return self._failed(
@@ -173,7 +193,7 @@ class TargetPoller:
             self.target,
             PollOutcome(
                 seconds=time.monotonic() - started,
-                requests=reader.requests if reader is not None else None,
+                requests=self._requests,
                 rereads=reader.rereads if reader is not None else 0,
                 request_rate=self._client.request_rate,
                 **outcome,

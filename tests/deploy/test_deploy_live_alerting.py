@@ -145,7 +145,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[Prometheus, WebhookReceiver, float]]
     try:
         started = demo_started(exporter)
         alertmanager.wait_ready()
-        exporter.wait_until("/ready", timeout=30)
+        exporter.wait_until("/ready", timeout=60)
         prometheus = Prometheus(
             tmp_path,
             f"127.0.0.1:{exporter.port}",

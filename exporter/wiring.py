@@ -12,10 +12,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from exporter.api.transport.tls import prepare_tls_context
 from exporter.config import Config, ConfigError, Target
-from exporter.metrics.registries import ConsumptionOptions, ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
-from exporter.polling.derive.counter_fold import FoldLimits
+from exporter.metrics_wiring import exporter_metrics
 from exporter.polling.publish.quota_snapshot import QuotaStore
 from exporter.polling.publish.snapshot import SnapshotStore
 from exporter.polling.schedule.poller import TargetPoller
@@ -46,7 +46,8 @@ class Exporter:
         self.quota_store = QuotaStore(
             config.targets, carry.quota_statuses(previous and previous.quota_store)
         )
-        self.metrics = exporter_metrics(config, self.store, self.quota_store, previous, carry)
+        last = previous.metrics if previous is not None else None
+        self.metrics = exporter_metrics(config, self.store, self.quota_store, last, carry)
         self.renderer = MetricsRenderer(self.store, self.metrics)
         # Targets whose poller (its client) the next exporter took over: not closed here.
         self._handed_over: set[Target] = set()
@@ -104,41 +105,6 @@ class Exporter:
                 await poller.aclose()
 
 
-def exporter_metrics(
-    config: Config,
-    store: SnapshotStore,
-    quota_store: QuotaStore,
-    previous: Exporter | None,
-    carry: ReloadCarry,
-) -> ExporterMetrics:
-    """The metrics of ``config``'s exporter; on a reload, what ``carry`` keeps of ``previous``'s
-    (its trackers always, its counters where the settings are the same)."""
-    last = previous.metrics if previous is not None else None
-    return ExporterMetrics(
-        store,
-        config.targets,
-        config.constant_label_names,
-        config.poll.interval,
-        max_staleness=config.poll.effective_max_staleness,
-        top_jobs=config.metrics.top_jobs,
-        job_changes=config.metrics.job_changes,
-        queue_wait_buckets=config.metrics.queue_wait_buckets,
-        run_time_buckets=config.metrics.run_time_buckets,
-        job_tracker=last.job_tracker if last else None,
-        quota_store=quota_store,
-        quota_poll=config.quota_poll,
-        poll_for=config.poll_for,
-        counter_limits=FoldLimits.of(config),
-        carried_job_changes=carry.job_changes(last and last.job_changes),
-        consumption=ConsumptionOptions(
-            owners=config.metrics.owner_consumption,
-            max_owners=config.metrics.max_owners_per_quota,
-            tracker=last.consumption_tracker if last else None,
-            carried=carry.consumption(last and last.consumption),
-        ),
-    )
-
-
 def quota_schedule(quota_pollers: list[QuotaPoller]) -> list[ScheduledPoll]:
     """Each quota poller's enabled parts, each on its own interval."""
     polls = []
@@ -157,6 +123,7 @@ def quota_schedule(quota_pollers: list[QuotaPoller]) -> list[ScheduledPoll]:
 
 async def run_once(config: Config) -> int:
     """Every target's polls once (the quota poll's too); 1 if a running-jobs poll failed."""
+    await prepare_tls_context()  # the targets' one TLS context, built off the loop
     exporter = Exporter(config)
     try:
         results, *_ = await asyncio.gather(
@@ -276,6 +243,7 @@ def open_server(exporter: Exporter, options: ServeOptions) -> ExporterHTTPServer
             "basic_auth": bool(options.web_config.users),
             "telemetry_path": options.telemetry_path,
             "targets": ",".join(t.name for t in config.targets),
+            "shard": f"{config.shard.index} of {config.shard.total}",
             "interval_seconds": config.poll.interval,
             "max_connections": options.max_connections,
             "lifecycle": options.enable_lifecycle,

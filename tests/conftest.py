@@ -15,6 +15,7 @@ os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
 import pytest
 
 from exporter.config import PollSettings
+from tests.support import respx_transport  # noqa: F401  registers respx.mock(using="aiohttp")
 
 
 @pytest.fixture

@@ -121,6 +121,14 @@ class QuotaPollSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Shard:
+    """Which of ``total`` replicas this process is (``--shard``, ``--total-shards``)."""
+
+    index: int = 0
+    total: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration: targets, poll settings, metric settings."""
 
@@ -128,6 +136,10 @@ class Config:
     poll: PollSettings
     metrics: MetricsSettings = MetricsSettings()
     quota_poll: QuotaPollSettings = QuotaPollSettings()
+    # Sharded: this replica's shard, and the label names of the whole file's targets (so every
+    # shard's series carry the same label names as one unsharded exporter's).
+    shard: Shard = Shard()
+    fleet_label_names: tuple[str, ...] = ()
 
     @property
     def counter_retention(self) -> float:
@@ -148,4 +160,5 @@ class Config:
     @property
     def constant_label_names(self) -> tuple[str, ...]:
         """Union of all targets' constant label names; a target without one exports ''."""
-        return tuple(sorted({name for t in self.targets for name, _ in t.labels}))
+        names = {name for t in self.targets for name, _ in t.labels}
+        return tuple(sorted(names.union(self.fleet_label_names)))

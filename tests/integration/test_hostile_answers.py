@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import respx
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -90,6 +91,7 @@ NESTED = b"[" * 5000 + b"]" * 5000
         (lambda q: raw(b"\xff\xfe\x00garbage", status="200 OK"), "invalid_response"),
         (lambda q: b"HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n\r\n{}", "connection"),
         (lambda q: b"not http at all\r\n\r\n", "connection"),
+        (lambda q: raw(b"{}", headers=("X-A: " + "a" * 70_000,)), "connection"),
     ],
     ids=[
         "nested-json",
@@ -101,6 +103,7 @@ NESTED = b"[" * 5000 + b"]" * 5000
         "binary-body",
         "truncated-body",
         "not-http",
+        "header-of-70000-bytes",
     ],
 )
 def test_a_hostile_answer_is_a_counted_failure_and_the_last_numbers_are_marked_down(
@@ -157,11 +160,13 @@ def test_any_status_headers_and_body_end_as_a_counted_failure_or_a_valid_poll(
         return httpx.Response(status, headers=headers, content=body)
 
     stack = Poller("https://maxcompute.cn-hangzhou.aliyuncs.com")
-    stack.poller._client._http._transport = httpx.MockTransport(answer)  # no network at all
 
     async def run() -> bool:
         try:
-            return await stack.poller.poll()
+            # Answered inside the client's transport, raw bytes as sent: no network at all.
+            with respx.mock(using="aiohttp") as mock:
+                mock.get(url__startswith=stack.target.endpoint).mock(side_effect=answer)
+                return await stack.poller.poll()
         finally:
             await stack.poller.aclose()
 

@@ -75,6 +75,8 @@ CONSUMPTION_METRICS = {
     "maxcompute_exporter_consumption_cu_share_seconds_bound_total",
 } | OWNER_CONSUMPTION_METRICS
 CONTRACT_METRICS |= CONSUMPTION_METRICS
+# Sharding (issue 24): which shard of how many a replica is; shard 0 of 1 when not sharded.
+CONTRACT_METRICS |= {"maxcompute_exporter_shard_info"}
 
 # A metric or recording-rule name inside a PromQL expression.
 METRIC_NAME = re.compile(r"\b(maxcompute[_:][a-zA-Z0-9_:]*)")

@@ -74,7 +74,7 @@ async def fetch(api, settings: PollSettings, target=None, codes=None) -> tuple[l
         client.fetch_page_with_retries, concurrency=settings.page_concurrency, request_cap=10_000
     )
     try:
-        with respx.mock(assert_all_called=False) as mock:
+        with respx.mock(using="aiohttp", assert_all_called=False) as mock:
             mock.get(URL).mock(side_effect=api)
             result = await reader.read(WINDOW, [WINDOW])
     finally:
@@ -402,7 +402,7 @@ async def test_a_part_of_a_dense_second_asks_for_its_own_quotas_and_owners(
         sent.append(dict(request.url.params))
         return httpx.Response(200, json=envelope([], 0))
 
-    with respx.mock(assert_all_called=False) as mock:
+    with respx.mock(using="aiohttp", assert_all_called=False) as mock:
         mock.get(url__startswith=target.endpoint).mock(side_effect=answer)
         await client.fetch_page(TimeSlice(NOW - 2, NOW - 1), 3, part)
         await client.fetch_page(TimeSlice(NOW - 2, NOW - 1), 1, JobFilter(quotas=("etl",)))

@@ -14,6 +14,8 @@ import httpx
 import pytest
 
 from exporter.api.connect_errors import describe_transport_error
+from exporter.api.transport.aiohttp_transport import AiohttpTransport
+from exporter.api.transport.tls import tls_context
 from tests.support import tools
 from tests.support.tools import free_port
 
@@ -82,9 +84,23 @@ def self_signed_port(certificate: tuple[Path, Path]) -> Iterator[int]:
     thread.join(5)
 
 
-async def failure(url: str, timeout: float = 5.0) -> httpx.TransportError:
-    """The error httpx raises for a GET of ``url``, configured as the exporter's client is."""
-    async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
+# The API client's transport (aiohttp's pool) and httpx's own (the credentials-URI client's).
+TRANSPORTS = {
+    "aiohttp": lambda: AiohttpTransport(tls_context(), 4),
+    "httpcore": lambda: None,
+}
+
+
+@pytest.fixture(params=sorted(TRANSPORTS))
+def transport(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+async def failure(url: str, transport: str, timeout: float = 5.0) -> httpx.TransportError:
+    """The error httpx raises for a GET of ``url``, configured as the exporter's clients are."""
+    async with httpx.AsyncClient(
+        timeout=timeout, trust_env=False, transport=TRANSPORTS[transport]()
+    ) as client:
         with pytest.raises(httpx.TransportError) as caught:
             await client.get(url)
     return caught.value
@@ -97,39 +113,39 @@ def resolver_says(host: str) -> str:
     return caught.value.strerror
 
 
-async def test_refused_port() -> None:
+async def test_refused_port(transport: str) -> None:
     port = free_port()
-    error = await failure(f"http://127.0.0.1:{port}/")
+    error = await failure(f"http://127.0.0.1:{port}/", transport)
     assert describe_transport_error(error, f"127.0.0.1:{port}") == (
         f"127.0.0.1:{port}: connection refused: nothing listens on that port"
     )
 
 
-async def test_unresolvable_host() -> None:
-    error = await failure(f"https://{UNRESOLVABLE}/")
+async def test_unresolvable_host(transport: str) -> None:
+    error = await failure(f"https://{UNRESOLVABLE}/", transport)
     assert describe_transport_error(error, UNRESOLVABLE) == (
         f"{UNRESOLVABLE}: DNS lookup failed: {resolver_says(UNRESOLVABLE)}"
         " (check the region or endpoint)"
     )
 
 
-async def test_tls_to_a_plain_http_port(plain_http_port: int) -> None:
-    error = await failure(f"https://127.0.0.1:{plain_http_port}/")
+async def test_tls_to_a_plain_http_port(plain_http_port: int, transport: str) -> None:
+    error = await failure(f"https://127.0.0.1:{plain_http_port}/", transport)
     assert describe_transport_error(error, f"127.0.0.1:{plain_http_port}") == (
         f"127.0.0.1:{plain_http_port}: TLS handshake failed: the server does not speak TLS"
         " (an http:// endpoint?)"
     )
 
 
-async def test_a_certificate_no_ca_signed(self_signed_port: int) -> None:
-    error = await failure(f"https://127.0.0.1:{self_signed_port}/")
+async def test_a_certificate_no_ca_signed(self_signed_port: int, transport: str) -> None:
+    error = await failure(f"https://127.0.0.1:{self_signed_port}/", transport)
     assert describe_transport_error(error, f"127.0.0.1:{self_signed_port}") == (
         f"127.0.0.1:{self_signed_port}: TLS certificate not trusted: self-signed certificate"
     )
 
 
-async def test_no_answer_within_the_timeout(silent_port: int) -> None:
-    error = await failure(f"http://127.0.0.1:{silent_port}/", timeout=0.2)
+async def test_no_answer_within_the_timeout(silent_port: int, transport: str) -> None:
+    error = await failure(f"http://127.0.0.1:{silent_port}/", transport, timeout=0.2)
     assert describe_transport_error(error, f"127.0.0.1:{silent_port}") == (
         f"127.0.0.1:{silent_port}: no response within poll.timeout"
     )

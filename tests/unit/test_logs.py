@@ -49,7 +49,7 @@ async def test_a_hostile_error_answer_is_logged_as_one_bounded_line(formatter, s
         "errorMsg": "bad\r\nlevel=error msg=injected\x1b[31m",
     }
     try:
-        with respx.mock() as mock:
+        with respx.mock(using="aiohttp") as mock:
             mock.get(URL).mock(return_value=httpx.Response(400, json=body))
             assert not await poller.poll()
     finally:

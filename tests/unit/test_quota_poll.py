@@ -117,7 +117,7 @@ def key(name: str, **labels: str) -> tuple:
 
 async def test_capacity_and_usage_become_exact_series_with_their_health() -> None:
     clock, registry, client, poller = parts()
-    with respx.mock() as mock:
+    with respx.mock(using="aiohttp") as mock:
         mock.get(BASE).mock(return_value=httpx.Response(200, json=LISTING))
         mock.get(f"{BASE}/prod_p/usage").mock(
             side_effect=lambda request: httpx.Response(
@@ -164,7 +164,7 @@ async def test_capacity_and_usage_become_exact_series_with_their_health() -> Non
 
 async def test_a_failing_part_is_counted_served_for_three_intervals_then_dropped() -> None:
     clock, registry, client, poller = parts()
-    with respx.mock() as mock:
+    with respx.mock(using="aiohttp") as mock:
         route = mock.get(BASE)
         route.mock(return_value=httpx.Response(200, json=LISTING))
         usage_route = mock.get(f"{BASE}/prod_p/usage")
@@ -193,7 +193,7 @@ async def test_a_failing_part_is_counted_served_for_three_intervals_then_dropped
 
 async def test_usage_waits_for_the_first_listing_and_asks_nothing_without_one() -> None:
     _, registry, client, poller = parts()
-    with respx.mock() as mock:
+    with respx.mock(using="aiohttp") as mock:
         mock.get(BASE).mock(return_value=httpx.Response(503, json={"errorCode": "Unavailable"}))
         usage_poll = asyncio.create_task(poller.poll_usage())
         await asyncio.sleep(0.05)
@@ -223,7 +223,7 @@ async def test_bad_values_give_no_series_and_are_counted_never_a_crash() -> None
             "marker": None,
         },
     }
-    with respx.mock() as mock:
+    with respx.mock(using="aiohttp") as mock:
         mock.get(BASE).mock(
             return_value=httpx.Response(200, content=json.dumps(hostile).replace("NaN", "1e999"))
         )

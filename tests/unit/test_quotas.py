@@ -176,7 +176,7 @@ async def test_list_quotas_follows_the_marker_across_envelopes_until_it_is_empty
 
     codes: list = []
     client, api = quota_client(codes)
-    with respx.mock() as mock:
+    with respx.mock(using="aiohttp") as mock:
         mock.get(BASE).mock(side_effect=answer)
         listing = await api.list_quotas()
     await client.aclose()
@@ -198,7 +198,7 @@ async def test_throttling_is_retried_and_403_names_the_missing_ram_action() -> N
     denied = httpx.Response(403, json={"errorCode": "Forbidden.RAM", "errorMsg": "denied"})
     codes: list = []
     client, api = quota_client(codes)
-    with respx.mock() as mock:
+    with respx.mock(using="aiohttp") as mock:
         mock.get(BASE).mock(
             side_effect=[throttled, httpx.Response(200, content=body(quotaInfoList=None))]
         )
@@ -227,7 +227,7 @@ async def test_throttling_is_retried_and_403_names_the_missing_ram_action() -> N
 async def test_markers_that_never_end_fail_the_listing() -> None:
     codes: list = []
     client, api = quota_client(codes)
-    with respx.mock() as mock:
+    with respx.mock(using="aiohttp") as mock:
         mock.get(BASE).mock(return_value=httpx.Response(200, content=body(marker="again")))
         with pytest.raises(ApiError) as caught:
             await api.list_quotas()
@@ -244,7 +244,7 @@ async def test_throttling_inside_a_200_body_is_retried_too() -> None:
     good = httpx.Response(200, content=usage_body({"timestamps": stamps, "usedCpu": [4]}))
     codes: list = []
     client, api = quota_client(codes)
-    with respx.mock() as mock:
+    with respx.mock(using="aiohttp") as mock:
         mock.get(f"{BASE}/a_p/usage").mock(side_effect=[throttled, good])
         usage, attempts = await api.usage("a_p", None, NOW)
         asked = dict(mock.calls[-1].request.url.params)

@@ -21,9 +21,11 @@ from exporter.api.auth.credentials import CredentialsError, credential_provider
 from exporter.api.auth.signing import RequestToSign, canonical_query, sign_request
 from exporter.api.connect_errors import describe_transport_error
 from exporter.api.errors import ApiError
+from exporter.api.transport.aiohttp_transport import AiohttpTransport
 from exporter.api.transport.bodies import ACCEPTED_ENCODINGS, content_coding, read_bounded
 from exporter.api.transport.ratelimit import AdaptiveRate
 from exporter.api.transport.retries import PacedRetries, RetryAllowance
+from exporter.api.transport.tls import tls_context
 from exporter.api.wire.outcomes import CANCELLED, CONNECTION_ERROR, TIMEOUT, status_label
 from exporter.api.wire.pages import EVERY_JOB, JobFilter, Page, TimeSlice, parse_page
 from exporter.api.wire.running_jobs import ACTION, API_VERSION, DATE_FORMAT, PAGE_SIZE, PATH
@@ -85,14 +87,14 @@ class RunningJobsClient:
         if target.quotas:
             self._filters["quotaNicknameList"] = ",".join(target.quotas)
         self._budgets: dict[str, PacedRetries] = {ACTION: PacedRetries(settings)}
-        # One TLS context for both pools: building one costs ~30 ms and ~1 MiB.
-        tls = httpx.create_ssl_context(trust_env=False)
+        # One TLS context for both pools and every target (see ``tls``): building one costs
+        # ~30 ms and ~1 MiB.
+        tls = tls_context()
         self._http = self._pool(settings.page_concurrency, tls, transport)
-        # The quota operations have a pool of their own: their connections (hung, or idle after
-        # a round) would lengthen every GetRunningJobs request's pass over a shared pool (httpx
-        # checks every connection it holds, ~1.5x the CPU per jobs request measured), and hung
-        # ones would hold the connections jobs requests wait for. GetQuotaUsage's budget and
-        # one ListQuotas request fit in it at once.
+        # The quota operations have a pool of their own: hung ones would hold the connections
+        # jobs requests wait for (and over httpcore's pool, which checked every connection it
+        # held, their idle ones cost ~1.5x the CPU per jobs request). GetQuotaUsage's budget
+        # and one ListQuotas request fit in it at once.
         self._quota_http = self._pool(settings.page_concurrency + 1, tls, transport)
 
     def _pool(
@@ -100,9 +102,9 @@ class RunningJobsClient:
     ) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             timeout=httpx.Timeout(self._settings.timeout),
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-            transport=transport,
-            verify=tls,
+            # aiohttp's pool, not httpcore's: its cost per request is flat in the connections
+            # it holds (see ``aiohttp_transport``).
+            transport=transport or AiohttpTransport(tls, connections),
             follow_redirects=False,
             trust_env=False,
             # Only what ``read_bounded`` inflates within its cap (httpx would offer br, zstd).

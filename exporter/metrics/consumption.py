@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 from exporter.api.wire.jobs import RunningJob
 from exporter.api.wire.pages import TimeSlice
 from exporter.config import Target
+from exporter.metrics.counter_chunks import CounterChunks
 from exporter.metrics.families import target_label_values
 from exporter.polling.derive.aggregation import GroupKey
 from exporter.polling.derive.consumption import Consumption, ConsumptionTracker, Gap, SharePoll
@@ -86,8 +87,8 @@ class TargetCounters:
 class ConsumptionMetrics(Collector):
     """Integrates each target's jobs' shares between good polls into counters.
 
-    Counted after a poll is published, so its series are rendered per scrape with the
-    exporter's own metrics, never cached with a snapshot's.
+    Counted after a poll is published; the target's samples are rendered then, once
+    (``chunks``), and stitched into each scrape (``metrics.counter_chunks``).
     """
 
     def __init__(
@@ -111,6 +112,8 @@ class ConsumptionMetrics(Collector):
         self._lock = threading.Lock()
         # Keyed by (region, *labels): each target's series.
         self._targets: dict[tuple[str, ...], TargetCounters] = {}
+        # Each target's samples, rendered when its counters change and stitched into scrapes.
+        self.chunks = CounterChunks(self._families())
 
     def poll_failed(self, target: Target) -> None:
         """A poll of ``target`` failed: the time until the next good one is not integrated."""
@@ -133,6 +136,8 @@ class ConsumptionMetrics(Collector):
             if isinstance(added, Consumption):
                 counters.bound += added.cu_bound
             counters.count(poll, added if isinstance(added, Consumption) else None)
+            # Rendered under the lock, so the chunks are never older than the counters.
+            self.chunks.render(values, self._fill(self._families(), values, counters))
 
     def retain(self, targets: Iterable[Target]) -> None:
         """Forget the series of every target but ``targets``: a reload hands these counters
@@ -142,6 +147,7 @@ class ConsumptionMetrics(Collector):
         self.tracker.retain(targets)
         with self._lock:
             self._targets = {v: c for v, c in self._targets.items() if v in keep}
+            self.chunks.retain(keep)
 
     def _families(self) -> tuple[Metric, ...]:
         target_labels = ["region", *self._label_names]
@@ -194,14 +200,22 @@ class ConsumptionMetrics(Collector):
 
     def collect(self) -> Iterator[Metric]:
         families = self._families()
-        cu, memory, unmeasured, bound = families[:4]
         with self._lock:
             for values, counters in sorted(self._targets.items()):
-                for key, (cu_seconds, memory_seconds) in sorted(counters.groups.items()):
-                    cu.add_metric([*values, key.quota, key.project], cu_seconds)
-                    memory.add_metric([*values, key.quota, key.project], memory_seconds)
-                unmeasured.add_metric(list(values), counters.unmeasured)
-                bound.add_metric(list(values), counters.bound)
-                for key, seconds in sorted(counters.owner_cu.items()):
-                    families[4].add_metric([*values, key.quota, key.project], seconds)
+                self._fill(families, values, counters)
         return iter(families)
+
+    @staticmethod
+    def _fill(
+        families: tuple[Metric, ...], values: tuple[str, ...], counters: TargetCounters
+    ) -> tuple[Metric, ...]:
+        """Add one target's samples to ``families``."""
+        cu, memory, unmeasured, bound = families[:4]
+        for key, (cu_seconds, memory_seconds) in sorted(counters.groups.items()):
+            cu.add_metric([*values, key.quota, key.project], cu_seconds)
+            memory.add_metric([*values, key.quota, key.project], memory_seconds)
+        unmeasured.add_metric(list(values), counters.unmeasured)
+        bound.add_metric(list(values), counters.bound)
+        for key, seconds in sorted(counters.owner_cu.items()):
+            families[4].add_metric([*values, key.quota, key.project], seconds)
+        return families

@@ -34,6 +34,7 @@ from prometheus_client.utils import floatToGoString
 from exporter.api.wire.jobs import RunningJob
 from exporter.api.wire.pages import TimeSlice
 from exporter.config import Target
+from exporter.metrics.counter_chunks import CounterChunks
 from exporter.metrics.families import target_label_values
 from exporter.polling.derive.aggregation import GroupKey
 from exporter.polling.derive.counter_fold import DEFAULT_FOLD_LIMITS, CounterFold, FoldLimits
@@ -121,8 +122,8 @@ class TargetCounts:
 class JobChangeMetrics(Collector):
     """Tracks each target's last good poll and counts what changed at the next one.
 
-    Counted after a poll is published, so its series are rendered per scrape with the
-    exporter's own metrics, never cached with a snapshot's.
+    Counted after a poll is published; the target's samples are rendered then, once
+    (``chunks``), and stitched into each scrape (``metrics.counter_chunks``).
     """
 
     def __init__(
@@ -144,6 +145,7 @@ class JobChangeMetrics(Collector):
         self._lock = threading.Lock()
         # Per target (its label values), its counters and the policy naming their series.
         self._counts: dict[tuple[str, ...], TargetCounts] = {}
+        self.chunks = CounterChunks(self._families())
 
     @property
     def tracked_jobs(self) -> int:
@@ -168,6 +170,8 @@ class JobChangeMetrics(Collector):
                 counts = self._counts[values] = TargetCounts(self._limits.fold())
             groups = {GroupKey(quota, project) for quota, project in present}
             counts.count(window.end, groups, changes, self._bounds)
+            # Rendered under the lock, so the chunks are never older than the counts.
+            self.chunks.render(values, self._fill(self._families(), values, counts))
 
     def retain(self, targets: Iterable[Target]) -> None:
         """Forget the series of every target but ``targets``: a reload hands these counters
@@ -177,8 +181,9 @@ class JobChangeMetrics(Collector):
         with self._lock:
             self._targets &= keep
             self._counts = {v: c for v, c in self._counts.items() if v in kept_values}
+            self.chunks.retain(kept_values)
 
-    def _families(self) -> tuple[Metric, Metric, Metric, Metric, Metric]:
+    def _families(self) -> tuple[Metric, ...]:
         group_labels = ["region", *self._label_names, "quota", "project"]
         quota_labels = ["region", *self._label_names, "quota"]
         between = f"between two good polls of GetRunningJobs (every {self._interval:g}s)"
@@ -220,18 +225,24 @@ class JobChangeMetrics(Collector):
         return iter(self._families())
 
     def collect(self) -> Iterator[Metric]:
-        started, finished, queue_wait, run_time, reappeared = families = self._families()
+        families = self._families()
         with self._lock:
             for values, counts in sorted(self._counts.items()):
-                for key, count in sorted(counts.started.items()):
-                    started.add_metric([*values, key.quota, key.project], count)
-                for key, count in sorted(counts.finished.items()):
-                    finished.add_metric([*values, key.quota, key.project], count)
-                for histograms, family in (
-                    (counts.queue_wait, queue_wait),
-                    (counts.run_time, run_time),
-                ):
-                    for quota, buckets in sorted(histograms.items()):
-                        family.add_metric([*values, quota], buckets.buckets(), buckets.total)
-                reappeared.add_metric(list(values), counts.reappeared)
+                self._fill(families, values, counts)
         return iter(families)
+
+    @staticmethod
+    def _fill(
+        families: tuple[Metric, ...], values: tuple[str, ...], counts: TargetCounts
+    ) -> tuple[Metric, ...]:
+        """Add one target's samples to ``families``."""
+        started, finished, queue_wait, run_time, reappeared = families
+        for key, count in sorted(counts.started.items()):
+            started.add_metric([*values, key.quota, key.project], count)
+        for key, count in sorted(counts.finished.items()):
+            finished.add_metric([*values, key.quota, key.project], count)
+        for histograms, family in ((counts.queue_wait, queue_wait), (counts.run_time, run_time)):
+            for quota, buckets in sorted(histograms.items()):
+                family.add_metric([*values, quota], buckets.buckets(), buckets.total)
+        reappeared.add_metric(list(values), counts.reappeared)
+        return families

@@ -17,6 +17,7 @@ from exporter.config import PollSettings, QuotaPollSettings, Target
 from exporter.config.model import DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_RUN_TIME_BUCKETS
 from exporter.metrics.collectors import JobMetricsCollector, TargetStatusCollector
 from exporter.metrics.consumption import ConsumptionMetrics
+from exporter.metrics.counter_chunks import RenderedCounters
 from exporter.metrics.job_changes import JobChangeMetrics
 from exporter.metrics.job_chunks import TargetFamilies
 from exporter.metrics.job_view import TopJobsCollector
@@ -85,8 +86,10 @@ class PollReports:
 class ExporterMetrics:
     """Assembles the exporter's metrics on registries of their own (no module globals).
 
-    ``job_registry`` holds the job series (rendered once per published poll), ``self_registry``
-    the exporter's own; ``polls`` is the observer the pollers report to. ``top_jobs`` and
+    ``job_registry`` holds the job series (rendered once per published poll), ``counter_registry``
+    the counters of jobs over time and consumption (``counter_collectors``, each target's
+    rendered when its poll is published), ``self_registry`` the exporter's own; ``polls`` is
+    the observer the pollers report to. ``top_jobs`` and
     ``job_changes`` add the per-job view and jobs over time (``metrics.*`` in the config);
     ``job_tracker`` is the last exporter's, on a reload, ``carried_job_changes`` its jobs over
     time if it had the same settings; ``counter_limits`` bound the counters' series
@@ -126,6 +129,7 @@ class ExporterMetrics:
             store, label_names, interval, top_jobs, set(intervals.values())
         )
         self.self_registry = CollectorRegistry(auto_describe=True)
+        self.counter_registry = CollectorRegistry(auto_describe=True)
         self.self_registry.register(
             TargetStatusCollector(
                 store, label_names, interval, max_staleness, intervals=intervals, limits=limits
@@ -177,8 +181,8 @@ class ExporterMetrics:
         limits: FoldLimits,
         carried: JobChangeMetrics | None,
     ) -> JobChangeMetrics | None:
-        """Jobs over time, if on: counted after a poll is published, so its series are
-        rendered per scrape with the exporter's own, never cached with a snapshot's.
+        """Jobs over time, if on: counted after a poll is published, its series rendered then
+        (on ``counter_registry``).
 
         ``carried``: the last exporter's, made with the same settings, on a reload: the
         targets it leaves unchanged keep their counters."""
@@ -189,7 +193,7 @@ class ExporterMetrics:
             return None
         if carried is not None:
             carried.retain(targets)
-            self.self_registry.register(carried)
+            self.counter_registry.register(carried)
             return carried
         changes = JobChangeMetrics(
             label_names,
@@ -199,7 +203,7 @@ class ExporterMetrics:
             self.job_tracker,
             limits,
         )
-        self.self_registry.register(changes)
+        self.counter_registry.register(changes)
         return changes
 
     def _consumption(
@@ -211,7 +215,7 @@ class ExporterMetrics:
         limits: FoldLimits,
     ) -> None:
         """``consumption``, the share-seconds counters: integrated after a poll is published,
-        rendered per scrape with the exporter's own; and their ``consumption_tracker``."""
+        rendered then (on ``counter_registry``); and their ``consumption_tracker``."""
         options = options or ConsumptionOptions()
         # The last good poll of each target, kept across reloads for the targets that stay.
         self.consumption_tracker = options.tracker or ConsumptionTracker()
@@ -229,7 +233,10 @@ class ExporterMetrics:
                 owners=options.owners,
                 max_owners=options.max_owners,
             )
-        self.self_registry.register(self.consumption)
+        self.counter_registry.register(self.consumption)
+        # Stitched into each scrape in this order, as ``counter_registry`` renders them.
+        jobs_over_time = (self.job_changes,) if self.job_changes is not None else ()
+        self.counter_collectors: tuple[RenderedCounters, ...] = (*jobs_over_time, self.consumption)
 
     def _quota_metrics(
         self,

@@ -324,7 +324,7 @@ def test_the_pollers_observer_tells_consumption_of_a_failed_poll() -> None:
     metrics.polls.poll_published(target, TimeSlice(NOW - 3540, NOW + 60), iter([steady]))
     metrics.polls.poll_ended(target, PollOutcome(1.0, 3, 0, 10.0))  # a good one: no gap
     metrics.polls.poll_published(target, TimeSlice(NOW - 3480, NOW + 120), iter([steady]))
-    text = generate_latest(metrics.self_registry).decode()
+    text = generate_latest(metrics.counter_registry).decode()
     region = (("region", "cn-hangzhou"),)
     assert values_of(text, UNMEASURED) == {region: 60.0}
     assert values_of(text, CU) == {(("project", "dw"), ("quota", "etl"), *region): 30.0}

@@ -1,6 +1,6 @@
 """A running job as the API reports it, and the check that turns a raw record into one.
 
-What each kind of bad field becomes (the README's "Failure modes" repeats this table):
+What each kind of bad field becomes (docs/operations.md's "Failure modes" repeats this table):
 
 - ``instanceId``, ``project``, ``quotaNickname``: missing, null, not a string, empty, longer
   than 256 characters, holding a control character or anything UTF-8 cannot encode (a lone

@@ -31,6 +31,8 @@ class PollOutcome:
     # Jobs read both ways in parts of dense seconds that moved while read, and those parts.
     approximate_jobs: int = 0
     approximate_parts: int = 0
+    # Jobs a totalCount counted that no answer showed: the most the counts are short by.
+    unseen_jobs: int = 0
 
 
 class PollObserver(Protocol):

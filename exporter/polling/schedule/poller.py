@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from exporter.api.errors import ApiError
 from exporter.api.transport.client import RunningJobsClient
+from exporter.api.wire.jobs import RunningJob
 from exporter.api.wire.pages import JobFilter
 from exporter.config import PollSettings, Target
 from exporter.config.model import DEFAULT_RUN_TIME_BUCKETS
@@ -31,6 +32,7 @@ from exporter.polling.read.slices import (
     plan_from_seen,
     slide_plan,
 )
+from exporter.polling.read.unseen_carry import carried_jobs, dense_jobs
 from exporter.polling.read.window_read import WindowRead, WindowReader
 from exporter.polling.schedule.episode import Episode
 from exporter.polling.schedule.observer import PollObserver, PollOutcome
@@ -110,6 +112,7 @@ class TargetPoller:
         observer.rate_learned(target, self._client.request_rate)
         self._plan: ReadPlan | None = None
         self._reader: WindowReader | None = None
+        self._dense_jobs: dict[str, RunningJob] = {}  # the last good read's, for unseen jobs
         # Warned about once per episode: a failure (per change of error), a window too short.
         self._failing = Episode()
         self._near_edge = Episode()
@@ -182,8 +185,9 @@ class TargetPoller:
         if self._reader is not None and self._reader.pieces:
             # Where the jobs are is worth keeping even from a poll that did not finish: a first
             # poll too slow for its deadline makes the next one a planned (faster) read.
+            # So is how each dense second splits by quota and owner: a first poll's samples.
             rate = self._plan.head_jobs_per_second if self._plan else 0.0
-            dense = self._plan.dense if self._plan else {}
+            dense = {**(self._plan.dense if self._plan else {}), **self._reader.learned}
             self._plan = ReadPlan(tuple(self._reader.pieces), rate, dense)
         self._store.publish_failure(
             self.target, PollFailure(error.reason, str(error), self._clock())
@@ -202,6 +206,7 @@ class TargetPoller:
             progress_out_of_range=result.progress_out_of_range,
             approximate_jobs=read.approximate,
             approximate_parts=read.approximate_parts,
+            unseen_jobs=read.unseen,
         )
         folded = fold_projects(result.groups, self._max_projects)
         snapshot = Snapshot(
@@ -234,9 +239,12 @@ class TargetPoller:
         )
 
     def _derive(self, read: WindowRead) -> None:
-        """Hand the published poll's jobs to the steps that compare successive polls."""
+        """Hand the published poll's jobs to the steps that compare successive polls, with the
+        last poll's jobs its counts say are still there unseen (``unseen_carry``)."""
+        jobs = [*read.jobs(), *carried_jobs(self._dense_jobs, read)]
+        self._dense_jobs = dense_jobs(jobs, read)
         try:
-            self._observer.poll_published(self.target, read.window, read.jobs())
+            self._observer.poll_published(self.target, read.window, jobs)
         except Exception:  # a defect there must not undo a published poll, nor escape
             log.error(
                 "comparing the poll with the last one failed",

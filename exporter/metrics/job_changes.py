@@ -34,7 +34,13 @@ from exporter.api.wire.jobs import RunningJob
 from exporter.api.wire.pages import TimeSlice
 from exporter.config import Target
 from exporter.metrics.families import target_label_values
-from exporter.polling.derive.job_changes import JobChanges, JobTracker, SeenJobs, TrackedJob
+from exporter.polling.derive.job_changes import (
+    JobChanges,
+    JobTracker,
+    SeenJobs,
+    TrackedJob,
+    UnseenJobs,
+)
 from exporter.polling.derive.project_fold import OTHER_PROJECT
 
 
@@ -101,10 +107,16 @@ class JobChangeMetrics(Collector):
         """Jobs remembered between polls, over all targets."""
         return self._tracker.tracked()
 
-    def poll_published(self, target: Target, window: TimeSlice, jobs: Iterable[RunningJob]) -> None:
+    def poll_published(
+        self,
+        target: Target,
+        window: TimeSlice,
+        jobs: Iterable[RunningJob],
+        unseen: tuple[UnseenJobs, ...] = (),
+    ) -> None:
         """A good poll of ``target``: compare it with the last one and count the changes."""
         last = self._tracker.last(target)
-        seen = SeenJobs.of(window, jobs, last.jobs if last is not None else None)
+        seen = SeenJobs.of(window, jobs, last.jobs if last is not None else None, unseen)
         changes = self._tracker.observe(target, seen)
         values = tuple(target_label_values(target, self._label_names))
         # A group's first job is in the baseline or among the started ones; after a reload the

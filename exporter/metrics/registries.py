@@ -24,7 +24,7 @@ from exporter.metrics.quota_poll_metrics import QuotaPollMetrics
 from exporter.metrics.run_times import RunTimesCollector
 from exporter.metrics.series_cost import SeriesCostCollector
 from exporter.metrics.staleness import Staleness
-from exporter.polling.derive.job_changes import JobTracker
+from exporter.polling.derive.job_changes import JobTracker, UnseenJobs
 from exporter.polling.publish.quota_snapshot import QuotaStore
 from exporter.polling.publish.snapshot import SnapshotStore
 from exporter.polling.schedule.observer import PollOutcome
@@ -48,9 +48,15 @@ class PollReports:
     def poll_ended(self, target: Target, outcome: PollOutcome) -> None:
         self.polls.poll_ended(target, outcome)
 
-    def poll_published(self, target: Target, window: TimeSlice, jobs: Iterable[RunningJob]) -> None:
+    def poll_published(
+        self,
+        target: Target,
+        window: TimeSlice,
+        jobs: Iterable[RunningJob],
+        unseen: tuple[UnseenJobs, ...] = (),
+    ) -> None:
         if self.job_changes is not None:
-            self.job_changes.poll_published(target, window, jobs)
+            self.job_changes.poll_published(target, window, jobs, unseen)
 
 
 class ExporterMetrics:

@@ -15,6 +15,11 @@ knows nothing of it.
   polls.
 - The first good poll of a target is a baseline and counts nothing; a failed poll is never
   handed up, so the next good one is compared with the last good one.
+- A poll whose counts said more jobs than its answers showed (``UnseenJobs``: a service listing
+  one second's jobs in another order on every answer) may have missed a running job: a job new
+  to the next poll in that part, up to that many, was unseen, not started (counted as
+  came into view). The poller hands up the last poll's jobs of such a part that the new one
+  did not show as still running, up to the new poll's own unseen count, so none is finished.
 """
 
 from __future__ import annotations
@@ -44,11 +49,28 @@ class TrackedJob:
 
 
 @dataclass(frozen=True, slots=True)
+class UnseenJobs:
+    """``count`` jobs a poll's counts said are submitted in ``piece`` (of one of ``quotas``,
+    any quota when empty) that none of its answers showed."""
+
+    piece: TimeSlice
+    quotas: tuple[str, ...]
+    count: int
+
+    def holds(self, job: TrackedJob) -> bool:
+        return self.piece.contains(job.submitted_at) and (
+            not self.quotas or job.quota in self.quotas
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class SeenJobs:
-    """The running jobs of one good poll, by ``instanceId``, and the window it read."""
+    """The running jobs of one good poll, by ``instanceId``, the window it read, and the jobs
+    its counts said were there unseen."""
 
     window: TimeSlice
     jobs: Mapping[str, TrackedJob]
+    unseen: tuple[UnseenJobs, ...] = ()
 
     @classmethod
     def of(
@@ -56,6 +78,7 @@ class SeenJobs:
         window: TimeSlice,
         jobs: Iterable[RunningJob],
         known: Mapping[str, TrackedJob] | None = None,
+        unseen: tuple[UnseenJobs, ...] = (),
     ) -> SeenJobs:
         """A poll's jobs as tracked: names interned, so 10 000 jobs share a few strings.
 
@@ -71,7 +94,7 @@ class SeenJobs:
                     intern(job.quota), intern(job.project), job.submitted_at, job.running_at
                 )
             tracked[job.instance_id] = record
-        return cls(window, tracked)
+        return cls(window, tracked, unseen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +124,10 @@ NO_CHANGES = JobChanges((), (), 0, 0)
 def job_changes(last: SeenJobs, new: SeenJobs) -> JobChanges:
     """The jobs that started and finished between ``last`` and ``new`` (see the module doc)."""
     started, came_into_view = [], 0
-    for instance_id in new.jobs.keys() - last.jobs.keys():
+    unseen_left = [part.count for part in last.unseen]
+    for instance_id in sorted(new.jobs.keys() - last.jobs.keys()):
         job = new.jobs[instance_id]
-        if job.submitted_at < last.window.start:
+        if job.submitted_at < last.window.start or was_unseen(job, last.unseen, unseen_left):
             came_into_view += 1
         else:
             started.append(job)
@@ -116,6 +140,15 @@ def job_changes(last: SeenJobs, new: SeenJobs) -> JobChanges:
         else:
             finished.append(FinishedJob(job, max(0, seen_at - job.running_at)))
     return JobChanges(tuple(started), tuple(finished), aged_out, came_into_view)
+
+
+def was_unseen(job: TrackedJob, unseen: tuple[UnseenJobs, ...], left: list[int]) -> bool:
+    """True if ``job`` may be one of the last poll's unseen jobs; takes it from ``left``."""
+    for index, part in enumerate(unseen):
+        if left[index] > 0 and part.holds(job):
+            left[index] -= 1
+            return True
+    return False
 
 
 class JobTracker:

@@ -21,6 +21,7 @@ from exporter.api.wire.pages import JobFilter
 from exporter.config import PollSettings, Target
 from exporter.config.model import DEFAULT_RUN_TIME_BUCKETS
 from exporter.polling.derive.aggregation import MAX_QUOTAS_PER_TARGET, AggregateResult, aggregate
+from exporter.polling.derive.job_changes import UnseenJobs
 from exporter.polling.derive.project_fold import fold_projects
 from exporter.polling.derive.run_times import RunTimeFold
 from exporter.polling.publish.snapshot import PollFailure, Snapshot, SnapshotStore
@@ -243,8 +244,9 @@ class TargetPoller:
         last poll's jobs its counts say are still there unseen (``unseen_carry``)."""
         jobs = [*read.jobs(), *carried_jobs(self._dense_jobs, read)]
         self._dense_jobs = dense_jobs(jobs, read)
+        unseen = tuple(UnseenJobs(u.piece, u.part.quotas, u.unseen) for u in read.unsure)
         try:
-            self._observer.poll_published(self.target, read.window, jobs)
+            self._observer.poll_published(self.target, read.window, jobs, unseen)
         except Exception:  # a defect there must not undo a published poll, nor escape
             log.error(
                 "comparing the poll with the last one failed",

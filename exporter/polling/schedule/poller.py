@@ -73,11 +73,14 @@ class ReadPlan:
 
 
 def dense_seconds(read: WindowRead) -> dict[int, Counter[Combination]]:
-    """Per second holding more jobs than a part of a page, its jobs by (quota, owner)."""
-    per_second = Counter(job.submitted_at for job in read.jobs())
+    """Per second of a slice too narrow to cut by time that held more jobs than a part of a
+    page, its jobs by (quota, owner): the few jobs beside a burst in its two-second slice too,
+    or the next cut leaves them out and must look for them in every page of the slice."""
     dense: dict[int, Counter[Combination]] = defaultdict(Counter)
-    for job in read.jobs():
-        if per_second[job.submitted_at] > MOVING_CAPACITY:
+    for piece in read.slices:
+        if piece.piece.splittable or len(piece.jobs) <= MOVING_CAPACITY:
+            continue
+        for job in piece.jobs:
             dense[job.submitted_at][(job.quota, job.owner)] += 1
     return dict(dense)
 

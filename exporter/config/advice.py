@@ -12,7 +12,7 @@ from exporter.config.fleet import duplicate_warnings
 from exporter.config.model import Config, PollSettings, Target
 from exporter.config.values import format_duration
 
-# Region ids of the MaxCompute OpenAPI (2022-01-04) endpoints, as listed in the README.
+# Region ids of the MaxCompute OpenAPI (2022-01-04) endpoints, as listed in docs/configuration.md.
 MAXCOMPUTE_REGIONS = (
     "cn-hangzhou",
     "cn-shanghai",
@@ -58,7 +58,7 @@ def region_warning(key: str, target: Target) -> str | None:
     if target.region in MAXCOMPUTE_REGIONS:
         return None
     nearest = nearest_region(target.region)
-    hint = f"did you mean {nearest}?" if nearest else "see the README for the list"
+    hint = f"did you mean {nearest}?" if nearest else "see docs/configuration.md for the list"
     return (
         f"{key}.region: {target.region!r} is not a known MaxCompute region ({hint}); "
         f"polling {target.endpoint} as configured"

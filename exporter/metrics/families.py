@@ -1,7 +1,7 @@
 """The job metric families: names, HELP texts, what each reads, and the labels every series carries.
 
 A new job metric is one ``JobMetric`` here (its value computed in ``polling.aggregation``), a row
-in the README's metric table and a test.
+in the metric table of docs/metrics.md and a test.
 """
 
 from __future__ import annotations

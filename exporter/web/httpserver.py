@@ -36,7 +36,7 @@ TOKEN_CHARACTERS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxy
 
 @dataclass(frozen=True, slots=True)
 class ServerLimits:
-    """What one client can hold of the server; README "Hardening" lists these."""
+    """What one client can hold of the server; docs/hardening.md lists these."""
 
     max_connections: int = 64
     # From accepting a connection (or the end of TLS) to the end of its request headers.

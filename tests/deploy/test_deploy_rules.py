@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-import unicodedata
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.support.markdown import github_anchors
 from tests.support.metric_contract import CONTRACT_METRICS, METRIC_NAME
 from tests.support.tools import ROOT, promtool
 
@@ -67,28 +67,6 @@ def alerts() -> dict[str, dict[str, Any]]:
             assert rule["alert"] not in found, f"alert {rule['alert']} is defined twice"
             found[rule["alert"]] = rule
     return found
-
-
-def github_anchors(markdown: str) -> set[str]:
-    """The anchors GitHub gives the headings of a Markdown file."""
-    anchors: set[str] = set()
-    seen: dict[str, int] = {}
-    in_fence = False
-    for line in markdown.splitlines():
-        if line.lstrip().startswith("```"):
-            in_fence = not in_fence
-            continue
-        match = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
-        if in_fence or not match:
-            continue
-        text = re.sub(r"`([^`]*)`", r"\1", match.group(1)).lower()
-        slug = "".join(
-            ch for ch in text if ch in " -_" or unicodedata.category(ch)[0] in "LN"
-        ).replace(" ", "-")
-        count = seen.get(slug, 0)
-        seen[slug] = count + 1
-        anchors.add(slug if count == 0 else f"{slug}-{count}")
-    return anchors
 
 
 def parse_series(text: str) -> tuple[str, dict[str, str]]:

@@ -51,7 +51,7 @@ def test_unknown_regions_are_warned_with_the_nearest_name() -> None:
     assert config_warnings(config) == (
         "targets[0].region: 'hangzhou' is not a known MaxCompute region (did you mean"
         " cn-hangzhou?); polling https://maxcompute.hangzhou.aliyuncs.com as configured",
-        "targets[1].region: 'moon' is not a known MaxCompute region (see the README for"
+        "targets[1].region: 'moon' is not a known MaxCompute region (see docs/configuration.md for"
         " the list); polling http://127.0.0.1:1 as configured",
     )
 

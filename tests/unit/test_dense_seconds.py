@@ -35,9 +35,9 @@ async def test_a_dense_second_never_seen_is_cut_from_samples_and_read_in_paralle
         for (piece, n), f in zip(listing.requests, listing.filters, strict=True)
         if piece.contains(BURST) and piece.width <= 3 and f == EVERY_JOB
     ]
-    # Page 1, 49 sampled pages (every page after it), the counts before and after the parts:
-    # never the whole second both ways (100 pages one after another).
-    assert len(whole) == 1 + 49 + 2
+    # Page 1 (the count the parts add up to) and 49 sampled pages (every page after it): never
+    # the whole second both ways (100 pages one after another).
+    assert len(whole) == 1 + 49
     robot = [f for f in listing.filters if f.owners == ("robot",)]
     assert len(robot) == 2 * 280 // PAGE_SIZE  # only the part no filter splits, both ways
 

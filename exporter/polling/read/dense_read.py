@@ -97,12 +97,14 @@ class DenseSliceRead:
             self._enqueue(lambda: self._whole(self._first))
             return
         self._reading = len(self._parts)
-        self._wave(self._read_part)
+        self._wave(self._read_part, count=False)
 
-    def _wave(self, part_step: Callable[[JobFilter], Awaitable[None]]) -> None:
-        """The slice counted, then ``part_step`` for every part, then ``_count_after``."""
-        self._counting = len(self._parts) + 1
-        self._enqueue(self._count_before)
+    def _wave(self, part_step: Callable[[JobFilter], Awaitable[None]], count: bool) -> None:
+        """The slice counted (unless its first page, just read, is that count), then
+        ``part_step`` for every part, then the check of their counts."""
+        self._counting = len(self._parts) + count
+        if count:
+            self._enqueue(self._count_before)
         for part in self._parts:
             self._enqueue(lambda part=part: part_step(part))
 
@@ -140,8 +142,15 @@ class DenseSliceRead:
         self._counted()
 
     def _counted(self) -> None:
+        """Once the slice and every part are counted: complete if the parts add up to the
+        slice's count before them, else the slice is counted again after them."""
         self._counting -= 1
-        if self._counting == 0:
+        if self._counting:
+            return
+        if sum(self._totals.values()) == self._before:
+            self._complete = True
+            self._finish()
+        else:
             self._enqueue(self._count_after)
 
     async def _count_after(self) -> None:
@@ -159,7 +168,7 @@ class DenseSliceRead:
             self._reads = [PartRead(EVERY_JOB, page.jobs, page.invalid, page.total_count, True)]
         elif not self._recounted:
             self._recounted = True
-            self._wave(self._count_part)
+            self._wave(self._count_part, count=True)
             return
         else:
             self._complete = False

@@ -34,9 +34,10 @@ def carried_jobs(last: Mapping[str, RunningJob], read: WindowRead) -> list[Runni
 def dense_jobs(jobs: Iterable[RunningJob], read: WindowRead) -> dict[str, RunningJob]:
     """``jobs`` submitted in the slices of ``read`` too narrow to cut by time, by id: all the
     next read may need to carry (a few thousand at most, not the window)."""
-    dense = [piece.piece for piece in read.slices if not piece.piece.splittable]
-    return {
-        job.instance_id: job
-        for job in jobs
-        if any(piece.contains(job.submitted_at) for piece in dense)
+    seconds = {
+        second
+        for piece in read.slices
+        if not piece.piece.splittable
+        for second in range(piece.piece.start, piece.piece.end + 1)
     }
+    return {job.instance_id: job for job in jobs if job.submitted_at in seconds}

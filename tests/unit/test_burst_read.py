@@ -220,7 +220,9 @@ def test_a_moving_dense_second_is_published_within_the_changes_during_its_read(
     assert len(counted) == len(set(counted))
     assert set(counted) <= listing.ever
     missed = throughout - set(counted)
-    assert len(missed) <= sum(changes.values())
-    if result.approximate == 0:
+    # Within the changes during the read, and the jobs the counts said that no answer showed
+    # (what no part covers, looked for in 16 pages of the second, not all).
+    assert len(missed) <= sum(changes.values()) + result.unseen
+    if result.approximate == 0 and result.unseen == 0:
         assert not missed
     assert result.approximate <= len(counted)

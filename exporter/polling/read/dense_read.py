@@ -169,7 +169,8 @@ class DenseSliceRead:
         elif page.total_count <= PAGE_SIZE and page.records == page.total_count:
             self._complete = True  # it shrank to one page: that page is the slice
             self._reads = [PartRead(EVERY_JOB, page.jobs, page.invalid, page.total_count, True)]
-        elif not self._recounted:
+        elif not self._recounted and len(self._parts) <= REST_PAGES:
+            # Counting few parts again costs less than looking through pages for the rest.
             self._recounted = True
             self._wave(self._count_part, count=True)
             return

@@ -125,6 +125,13 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run against a bundled API simulator with generated jobs (no cloud account needed)",
     )
+    parser.add_argument(
+        "--demo.speed",
+        dest="demo_speed",
+        type=float,
+        default=1.0,
+        help="with --demo: run its phases this many times faster than wall time (tests)",
+    )
 
 
 def config_source(args: argparse.Namespace) -> tuple[Callable[[], Config], Callable[[], None]]:
@@ -132,12 +139,19 @@ def config_source(args: argparse.Namespace) -> tuple[Callable[[], Config], Calla
     if args.demo:
         if args.config:
             fail(EXIT_USAGE, "--demo: runs its own simulator and configuration; drop --config")
+        if not 1.0 <= args.demo_speed <= 100.0:
+            fail(EXIT_USAGE, "--demo.speed: expected a number from 1 to 100")
         # Imported here: the simulator and its workload load only for --demo.
         from exporter.demo.launch import start_demo
 
-        demo = start_demo()
-        log.info("demo mode: polling the bundled simulator", extra={"endpoint": demo.simulator.url})
+        demo = start_demo(args.demo_speed)
+        log.info(
+            "demo mode: polling the bundled simulator",
+            extra={"endpoint": demo.simulator.url, "started": demo.started, "speed": demo.speed},
+        )
         return demo.config, demo.stop
+    if args.demo_speed != 1.0:
+        fail(EXIT_USAGE, "--demo.speed: only with --demo")
     if not args.config:
         fail(EXIT_USAGE, "--config: expected a YAML file (or --demo to try the exporter)")
     path = args.config

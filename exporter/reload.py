@@ -2,8 +2,10 @@
 
 A new configuration that fails validation changes nothing: the old one keeps running, the error
 is logged and ``maxcompute_exporter_config_last_reload_successful`` goes to 0. A good one
-replaces the running parts whole: the old scheduler stops, its polls in flight are cancelled,
-its HTTP clients closed, and new pollers start (their first poll at once).
+replaces the running parts: the old scheduler stops, its polls in flight are cancelled, new
+pollers start, their first poll at once. What the new configuration leaves unchanged goes on
+(``reload_carry``): each unchanged target's published state, client, learned rate and schedule;
+the HTTP clients of the others are closed.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Protocol
 
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.config import Config, ConfigError
+from exporter.config import Config, ConfigError, Target
 from exporter.metrics.reload_status import ReloadStatus
 from exporter.polling.schedule.poller import TargetPoller
 from exporter.polling.schedule.scheduling import PollScheduler, ScheduledPoll
@@ -35,6 +37,10 @@ class RunningExporter(Protocol):
     pollers: list[TargetPoller]
     # Polls beside the running-jobs ones, each on its own schedule (the quota poll).
     other_polls: list[ScheduledPoll]
+
+    def first_poll_at(self, target: Target) -> float | None:
+        """When ``target``'s first poll is due (Unix seconds), or None: at once."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -81,6 +87,7 @@ class ConfigReloader:
             config.poll.interval,
             exporter.other_polls,
             lambda t: config.poll_for(t).interval,
+            exporter.first_poll_at,
         )
         self._scheduler.start()
 
@@ -125,7 +132,14 @@ class ConfigReloader:
             if self.current is not None and config == self.current.config:
                 log.info("configuration reloaded: unchanged")
                 return None
-            await self.stop()
-            self.start(self._build(config))
+            # Polls stop first; the new parts are built from the stopped ones (what they take
+            # over is not closed); only then is the rest of the old exporter closed.
+            running = self.current
+            if self._scheduler is not None:
+                await self._scheduler.stop()
+            replacement = self._build(config)
+            if running is not None:
+                await running.aclose()
+            self.start(replacement)
             log.info("configuration reloaded", extra={"targets": len(config.targets)})
             return None

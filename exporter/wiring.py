@@ -12,16 +12,17 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporter.config import Config, ConfigError
+from exporter.config import Config, ConfigError, Target
 from exporter.metrics.registries import ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
-from exporter.polling.derive.job_changes import JobTracker
+from exporter.polling.derive.counter_fold import FoldLimits
 from exporter.polling.publish.quota_snapshot import QuotaStore
 from exporter.polling.publish.snapshot import SnapshotStore
 from exporter.polling.schedule.poller import TargetPoller
 from exporter.polling.schedule.quota_poller import QuotaPoller
 from exporter.polling.schedule.scheduling import ScheduledPoll
 from exporter.reload import ConfigReloader
+from exporter.reload_carry import ReloadCarry
 from exporter.reload_coalescing import CoalescedReloads
 from exporter.web.httpserver import ServerLimits
 from exporter.web.server import ExporterHTTPServer
@@ -35,11 +36,16 @@ log = logging.getLogger("exporter")
 class Exporter:
     """Assembles the running parts of one configuration: store, metrics, a poller per target."""
 
-    def __init__(self, config: Config, job_tracker: JobTracker | None = None) -> None:
-        """``job_tracker``: the running exporter's, on a reload (see ``polling.job_changes``)."""
+    def __init__(self, config: Config, previous: Exporter | None = None) -> None:
+        """``previous``: the running exporter, on a reload. What the new configuration leaves
+        unchanged goes on (see ``exporter.reload_carry``): each such target's published state,
+        its client and learned rate, its jobs over time."""
         self.config = config
-        self.store = SnapshotStore(config.targets)
-        self.quota_store = QuotaStore(config.targets)
+        carry = ReloadCarry(previous.config if previous else None, config)
+        self.store = SnapshotStore(config.targets, carry.statuses(previous and previous.store))
+        self.quota_store = QuotaStore(
+            config.targets, carry.quota_statuses(previous and previous.quota_store)
+        )
         self.metrics = ExporterMetrics(
             self.store,
             config.targets,
@@ -50,27 +56,18 @@ class Exporter:
             job_changes=config.metrics.job_changes,
             queue_wait_buckets=config.metrics.queue_wait_buckets,
             run_time_buckets=config.metrics.run_time_buckets,
-            job_tracker=job_tracker,
+            job_tracker=previous.metrics.job_tracker if previous else None,
             quota_store=self.quota_store,
             quota_poll=config.quota_poll,
             poll_for=config.poll_for,
-            max_projects_per_quota=config.metrics.max_projects_per_quota,
+            counter_limits=FoldLimits.of(config),
+            carried_job_changes=carry.job_changes(previous and previous.metrics.job_changes),
         )
         self.renderer = MetricsRenderer(self.store, self.metrics)
+        # Targets whose poller (its client) the next exporter took over: not closed here.
+        self._handed_over: set[Target] = set()
         # Each target its own poller: its own settings, HTTP client, learned rate and deadline.
-        self.pollers = [
-            TargetPoller(
-                target,
-                config.poll_for(target),
-                self.store,
-                self.metrics.polls,
-                top_jobs=config.metrics.top_jobs,
-                run_time_buckets=config.metrics.run_time_buckets,
-                max_projects_per_quota=config.metrics.max_projects_per_quota,
-                max_quotas=config.metrics.max_quotas_per_target,
-            )
-            for target in config.targets
-        ]
+        self.pollers = [self._poller(target, previous, carry) for target in config.targets]
         self.quota_pollers = [
             QuotaPoller(
                 poller.target,
@@ -78,15 +75,49 @@ class Exporter:
                 config.quota_poll,
                 self.quota_store,
                 self.metrics.quota_polls,
+                max_quotas=config.metrics.max_quotas_per_target,
             )
             for poller in self.pollers
             if config.quota_poll.enabled
         ]
         self.other_polls = quota_schedule(self.quota_pollers)
 
+    def _poller(
+        self, target: Target, previous: Exporter | None, carry: ReloadCarry
+    ) -> TargetPoller:
+        config = self.config
+        return TargetPoller(
+            target,
+            config.poll_for(target),
+            self.store,
+            self.metrics.polls,
+            top_jobs=config.metrics.top_jobs,
+            run_time_buckets=config.metrics.run_time_buckets,
+            max_projects_per_quota=config.metrics.max_projects_per_quota,
+            max_quotas=config.metrics.max_quotas_per_target,
+            carried=previous.hand_over(target)
+            if previous is not None and carry.keeps_client(target)
+            else None,
+        )
+
+    def first_poll_at(self, target: Target) -> float | None:
+        """One interval after ``target``'s last poll ended if a reload kept its state (its
+        schedule goes on: a reload does not poll every unchanged target at once); else None."""
+        last = self.store.status(target).last_poll
+        return None if last is None else last + self.config.poll_for(target).interval
+
+    def hand_over(self, target: Target) -> TargetPoller | None:
+        """``target``'s poller, for the next exporter to go on with (then not closed here)."""
+        for poller in self.pollers:
+            if poller.target == target:
+                self._handed_over.add(target)
+                return poller
+        return None
+
     async def aclose(self) -> None:
         for poller in self.pollers:
-            await poller.aclose()
+            if poller.target not in self._handed_over:
+                await poller.aclose()
 
 
 def quota_schedule(quota_pollers: list[QuotaPoller]) -> list[ScheduledPoll]:
@@ -160,10 +191,9 @@ def new_reloader(
     load: Callable[[], Config],
     web_config_file: str | None,
     telemetry_path: str,
-    job_tracker: JobTracker | None = None,
 ) -> ConfigReloader:
-    """``job_tracker`` goes from each exporter to the next, so a reload does not make the
-    targets it leaves unchanged start jobs over time from a baseline again."""
+    """Each new exporter is built from the running one, so a reload keeps what it leaves
+    unchanged (see ``Exporter``)."""
 
     def serve_exporter(exporter: Exporter) -> None:
         report = StatusPage(exporter.store, exporter.config.poll.interval, telemetry_path)
@@ -176,14 +206,19 @@ def new_reloader(
             error.args = (f"web config: {error}",)
             raise
 
-    return ConfigReloader(
+    def build(config: Config) -> Exporter:
+        running = reloader.current
+        return Exporter(config, running if isinstance(running, Exporter) else None)
+
+    reloader = ConfigReloader(
         load,
-        lambda config: Exporter(config, job_tracker),
+        build,
         lambda e: e.metrics.self_registry,
         serve_exporter,
         load_web=load_web if web_config_file else None,
         apply_web=server.use_web_config,
     )
+    return reloader
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,13 +272,7 @@ def run_server(
     options: ServeOptions,
 ) -> int:
     """Poll and serve until SIGTERM or SIGINT; the exit status."""
-    reloader = new_reloader(
-        server,
-        load,
-        options.web_config_file,
-        options.telemetry_path,
-        job_tracker=exporter.metrics.job_tracker,
-    )
+    reloader = new_reloader(server, load, options.web_config_file, options.telemetry_path)
     code = asyncio.run(serve(reloader, exporter, server))
     # Closing the loop gave SIGHUP back its default action (end the process): while the last
     # of the exit runs, it is ignored again.

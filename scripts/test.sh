@@ -28,4 +28,7 @@ fi
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-exec .venv/bin/python -m pytest "$@"
+# One worker per core (-n auto); --dist loadscope keeps each test module on one worker, so a
+# module's Prometheus, Alertmanager or simulator is started once. Tests pick their ports with
+# free_port() and write only under tmp_path, so workers do not meet. `-n 0` runs serially.
+exec .venv/bin/python -m pytest -n auto --dist loadscope "$@"

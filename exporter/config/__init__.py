@@ -5,7 +5,8 @@ the package, modules import one another directly.
 """
 
 from exporter.config.credential_model import Credentials
-from exporter.config.loading import MAX_TOP_JOBS, load_config, parse_config, read_yaml
+from exporter.config.loading import load_config, parse_config, read_yaml
+from exporter.config.metrics_block import MAX_TOP_JOBS
 from exporter.config.model import (
     Config,
     MetricsSettings,

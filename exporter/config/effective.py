@@ -102,6 +102,7 @@ def render_effective_settings(config: Config) -> str:
             "max_projects_per_quota": config.metrics.max_projects_per_quota,
             "max_quotas_per_target": config.metrics.max_quotas_per_target,
             "job_changes": config.metrics.job_changes,
+            "counter_retention": format_duration(config.counter_retention),
         },
         "quota_poll": {
             "quotas": config.quota_poll.quotas,

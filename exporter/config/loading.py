@@ -16,13 +16,12 @@ import yaml
 from exporter.config.credentials import parse_credentials
 from exporter.config.files import read_bounded_file
 from exporter.config.fleet import FleetConflicts, target_conflicts
-from exporter.config.model import Config, MetricsSettings, PollSettings, QuotaPollSettings, Target
+from exporter.config.metrics_block import check_counter_retention, parse_metrics
+from exporter.config.model import Config, PollSettings, QuotaPollSettings, Target
 from exporter.config.uris import masked_uri
 from exporter.config.values import (
     ConfigError,
-    boolean,
     bounded_int,
-    bucket_bounds,
     check_keys,
     constant_labels,
     format_duration,
@@ -30,8 +29,6 @@ from exporter.config.values import (
     string_list,
 )
 
-# The per-job view exports at most twice this many jobs per target (top by CU, top by run time).
-MAX_TOP_JOBS = 100
 REGION = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
@@ -182,30 +179,6 @@ def parse_poll(value: object, key: str = "poll") -> PollSettings:
     )
 
 
-# Integer keys of ``metrics`` and their ranges.
-METRICS_LIMITS = {
-    "top_jobs": (0, MAX_TOP_JOBS),
-    "max_projects_per_quota": (1, 10_000),
-    "max_quotas_per_target": (1, 10_000),
-}
-METRICS_KEYS = {*METRICS_LIMITS, "job_changes", "queue_wait_buckets", "run_time_buckets"}
-
-
-def parse_metrics(value: object) -> MetricsSettings:
-    block = check_keys("metrics", {} if value is None else value, METRICS_KEYS)
-    settings: dict[str, object] = {
-        name: bounded_int(f"metrics.{name}", block[name], low, high)
-        for name, (low, high) in METRICS_LIMITS.items()
-        if name in block
-    }
-    if "job_changes" in block:
-        settings["job_changes"] = boolean("metrics.job_changes", block["job_changes"])
-    for name in ("queue_wait_buckets", "run_time_buckets"):
-        if name in block:
-            settings[name] = bucket_bounds(f"metrics.{name}", block[name])
-    return MetricsSettings(**settings)
-
-
 QUOTA_POLL_KEYS = {"quotas", "quotas_interval", "usage", "usage_interval"}
 
 
@@ -264,12 +237,16 @@ def parse_config(data: object, environ: Mapping[str, str] | None = None) -> Conf
     conflicts = target_conflicts(targets)
     if conflicts:
         raise FleetConflicts(conflicts)
-    return Config(
+    config = Config(
         targets=targets,
         poll=poll,
         metrics=parse_metrics(block.get("metrics")),
         quota_poll=parse_quota_poll(block.get("quota_poll"), poll.timeout),
     )
+    raw_metrics = block.get("metrics")
+    if isinstance(raw_metrics, dict) and "counter_retention" in raw_metrics:
+        check_counter_retention(config, raw_metrics["counter_retention"])
+    return config
 
 
 def read_yaml(path: str | Path, flag: str) -> object:

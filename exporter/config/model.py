@@ -71,6 +71,13 @@ DEFAULT_RUN_TIME_BUCKETS = (
 )  # fmt: skip
 
 
+# Counters of a group gone for an hour are dropped (their slot goes to the groups running now).
+DEFAULT_COUNTER_RETENTION = 3600.0
+# The least ``metrics.counter_retention``, in longest poll intervals: a group missing from a poll
+# or two keeps its series.
+MIN_COUNTER_RETENTION_INTERVALS = 3
+
+
 @dataclass(frozen=True, slots=True)
 class MetricsSettings:
     """What the metrics add beyond the aggregates (the per-job view, jobs over time), and what
@@ -88,6 +95,9 @@ class MetricsSettings:
     max_projects_per_quota: int = 500
     # More distinct quotas than this in one poll fail it as too_many_groups.
     max_quotas_per_target: int = 100
+    # Counter series (jobs over time) neither counted nor seen this long are dropped, and the
+    # projects named in them re-chosen this often. None: Config.counter_retention's default.
+    counter_retention: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +123,18 @@ class Config:
     poll: PollSettings
     metrics: MetricsSettings = MetricsSettings()
     quota_poll: QuotaPollSettings = QuotaPollSettings()
+
+    @property
+    def counter_retention(self) -> float:
+        """``metrics.counter_retention``, else 1 h or 10 of the longest poll interval if longer."""
+        if self.metrics.counter_retention is not None:
+            return self.metrics.counter_retention
+        return max(DEFAULT_COUNTER_RETENTION, 10 * self.longest_interval)
+
+    @property
+    def longest_interval(self) -> float:
+        """The longest ``poll.interval`` of any target (its own, or the top-level one)."""
+        return max(self.poll_for(target).interval for target in self.targets)
 
     def poll_for(self, target: Target) -> PollSettings:
         """The poll settings ``target`` runs with: its own ``poll`` block, else the top-level."""

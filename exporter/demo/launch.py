@@ -20,21 +20,23 @@ from exporter.demo.simulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, 
 from exporter.demo.workload import CYCLE_SECONDS, DemoFaults, phased_workload
 
 
-def demo_quotas(started: float) -> QuotaCatalog:
+def demo_quotas(started: float, speed: float = 1.0) -> QuotaCatalog:
     """The demo tenant's quotas: the workload's three sub-quotas under two level-1 quotas (one
     of them an older answer with adhocCU), a pay-as-you-go one, and plans that switch twice a
     cycle (prod_p's night plan reserves more). Only etl_quota outgrows its reserve (300 of
-    400 CUs) while it saturates; the others stay within theirs, wobble included."""
+    400 CUs) while it saturates; the others stay within theirs, wobble included: prod_p
+    reserves 520 CUs by day, more than etl_quota full (400) and adhoc_quota at its highest
+    (about 101) use together."""
     production = Level1Quota(
         "prod_p",
         (
             SubQuota("etl_quota", min_cu=300, max_cu=400, elastic_cu=50, job_max_cu=200),
             SubQuota("adhoc_quota", min_cu=120, max_cu=200, job_max_cu=50, scheduler_type="Fair"),
         ),
-        min_cu=400,
+        min_cu=520,
         max_cu=600,
         elastic_cu=100,
-        plans=(("day", 400), ("night", 500)),
+        plans=(("day", 520), ("night", 600)),
     )
     science = Level1Quota(
         "ml_p",
@@ -52,11 +54,12 @@ def demo_quotas(started: float) -> QuotaCatalog:
         page_cap=2,
         envelope="alternate",
         plan_start=started,
-        plan_period=CYCLE_SECONDS / 2,
+        plan_period=CYCLE_SECONDS / 2 / speed,
     )
 
 
-def demo_config(endpoint: str) -> Config:
+def demo_config(endpoint: str, speed: float = 1.0) -> Config:
+    """Polls the simulator every 15 s of demo time (``speed`` times more often in wall time)."""
     target = Target(
         region="cn-hangzhou",
         endpoint=endpoint,
@@ -65,9 +68,14 @@ def demo_config(endpoint: str) -> Config:
     # The per-job view is on so that the demo's alerts and dashboard name the jobs.
     return Config(
         targets=(target,),
-        poll=PollSettings(interval=15.0, window=86400.0),
+        poll=PollSettings(
+            interval=15.0 / speed,
+            window=86400.0,
+            timeout=10.0 / speed,
+            retry_backoff=0.5 / speed,
+        ),
         metrics=MetricsSettings(top_jobs=5),
-        quota_poll=QuotaPollSettings(quotas_interval=60.0, usage_interval=15.0),
+        quota_poll=QuotaPollSettings(quotas_interval=60.0 / speed, usage_interval=15.0 / speed),
     )
 
 
@@ -77,10 +85,12 @@ class DemoRun:
 
     simulator: ApiSimulator
     faults: DemoFaults
+    started: float
+    speed: float = 1.0
 
     def config(self) -> Config:
         # A reload in demo mode reads the same demo configuration: nothing changes.
-        return demo_config(self.simulator.url)
+        return demo_config(self.simulator.url, self.speed)
 
     def stop(self) -> None:
         self.faults.stop()
@@ -88,12 +98,14 @@ class DemoRun:
             self.simulator.stop()
 
 
-def start_demo() -> DemoRun:
+def start_demo(speed: float = 1.0) -> DemoRun:
     """Start the simulator; the demo's phases (a saturating quota, problem jobs, API faults)
-    count from now."""
-    started = time.time()
+    count from now, ``speed`` times faster than wall time."""
+    started = float(int(time.time()))  # the workload counts in whole seconds from here
     # 120 jobs that start and finish all the time: a tenant whose list moves while read.
     simulator = ApiSimulator(
-        phased_workload(started, jobs_per_quota=40), quotas=demo_quotas(started)
+        phased_workload(started, jobs_per_quota=40, speed=speed),
+        quotas=demo_quotas(started, speed),
     ).start()
-    return DemoRun(simulator, DemoFaults(simulator, started).start())
+    faults = DemoFaults(simulator, started, speed=speed).start()
+    return DemoRun(simulator, faults, started, speed)

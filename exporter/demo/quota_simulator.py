@@ -61,6 +61,10 @@ class QuotaCatalog:
     plan_period: float = math.inf
     demand: float = 1.2
     denied: frozenset[str] = field(default_factory=frozenset)  # actions answered 403
+    # GetQuotaUsage for every quota: "hang" (never answers), "throttle" (always 429), "" (as the
+    # service does); a quota in ``gone`` is listed but its usage answers 404 (deleted since).
+    usage_fault: str = ""
+    gone: frozenset[str] = field(default_factory=frozenset)
 
     def plan(self, quota: Level1Quota, now: float) -> tuple[str, int | None]:
         if not quota.plans:
@@ -172,7 +176,8 @@ def usage_body(
     """GetQuotaUsage of the level-1 quota in ``path`` (or of ``subQuotaNickname``)."""
     level1 = catalog.level1(unquote(path[len(QUOTAS_PATH) + 1 : -len("/usage")]))
     sub = query.get("subQuotaNickname") or None
-    if level1 is None or (sub is not None and all(s.nickname != sub for s in level1.subs)):
+    unknown = sub is not None and level1 is not None and all(s.nickname != sub for s in level1.subs)
+    if level1 is None or unknown or (sub or level1.nickname) in catalog.gone:
         return 404, {"errorCode": "QuotaNotFound", "errorMsg": "The quota is not found."}
     try:
         start, end = int(query["from"]), int(query["to"])
@@ -207,6 +212,9 @@ def answer_quota_request(
     if action in catalog.denied:
         message = f"You are not authorized to do action: odps:{action}."
         return 403, error_body("Forbidden.RAM", message, 403)
+    if action == USAGE_ACTION and catalog.usage_fault == "throttle":
+        message = "Request was denied due to api flow control."
+        return 429, error_body("Throttling.Api", message, 429)
     now = state.clock()
     if action == LIST_QUOTAS_ACTION:
         try:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
 
+from exporter.api.wire.quota_usage import USAGE_ACTION
 from exporter.api.wire.running_jobs import ACTION, PAGE_SIZE, PATH
 from exporter.demo.quota_simulator import QuotaCatalog, answer_quota_request, quota_action
 from exporter.demo.signature_check import signature_problem
@@ -107,6 +108,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             return
         if action == ACTION:
             self._running_jobs(state, query)
+        elif action == USAGE_ACTION and self.server.quotas.usage_fault == "hang":
+            self.server.stopping.wait()  # no answer until the simulator stops
         else:
             self._reply(*answer_quota_request(self.server.quotas, state, action, parts.path, query))
 
@@ -186,6 +189,7 @@ class ApiSimulator(QuietThreadingHTTPServer):
         )
         super().__init__(address, SimulatorHandler)
         self._thread: threading.Thread | None = None
+        self.stopping = threading.Event()
 
     @property
     def url(self) -> str:
@@ -212,5 +216,6 @@ class ApiSimulator(QuietThreadingHTTPServer):
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
         self.shutdown()
         self.server_close()

@@ -6,16 +6,19 @@ The phases repeat every ``CYCLE_SECONDS`` (13.5 minutes), counted from the expor
 phase                 seconds     what the simulator serves
 ====================  ==========  ==============================================================
 calm                  0-30        each quota at its baseline, wobbling ±0.05 from poll to poll
-saturation ramp       30-300      ``etl_quota`` rises from 0.55 to 0.94 of its CUs ...
-saturated             300-600     ... and stays there (the leading alert pages below 1.0)
+saturation ramp       30-340      ``etl_quota`` rises steadily from 0.55, 8.7 points a minute
+                                  (a scheduler's burst), until it is full ...
+saturated             340-600     ... and stays full (0.95-1.0); the page must come before
 problem jobs          30-600      a job stuck at progress 0 for over an hour, one that queued
                                   32 minutes, one running for over 6 hours
-API fault burst       540-600     half of the requests throttled (retries absorb most)
-outage                600-810     every request answers 503: polls fail, data goes stale
+API fault burst       510-570     half of the requests throttled (retries absorb most)
+outage                570-810     every request answers 503 (4 minutes): polls fail, data goes
+                                  stale, alerts that were firing stay firing
 ====================  ==========  ==============================================================
 
 then back to calm. Jobs are a pure function of the time (``now``) and the start, so any two
-requests at the same moment agree, and tests can start the workload at any phase.
+requests at the same moment agree, and tests can start the workload at any phase. With a
+``speed`` above 1 the phases run that much faster (``demo_time.DemoClock``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from exporter.demo.demo_time import DemoClock
 from exporter.demo.simulator import ApiSimulator
 from exporter.demo.simulator_state import Faults, JobSource
 
@@ -35,12 +39,12 @@ BASELINE = {"etl_quota": 0.55, "adhoc_quota": 0.45, "ml_quota": 0.65}
 WOBBLE = 0.05
 WOBBLE_PERIOD = 15  # the demo's poll interval: the wobble changes from poll to poll
 SATURATING_QUOTA = "etl_quota"
-RAMP = (30, 300)  # seconds into the cycle
-PEAK = 0.94  # with the wobble at most 0.99: the page must come while the quota is below 1
+RAMP = (30, 340)  # seconds into the cycle: 0.55 to 1.0, 8.7 points a minute
+PEAK = 1.0  # full: the page must come before
 SATURATED_UNTIL = 600
 PROBLEM_JOBS = (30, 600)
-FAULT_BURST = (540, 600)
-OUTAGE = (600, 810)
+FAULT_BURST = (510, 570)
+OUTAGE = (570, 810)
 
 
 def elapsed_in_cycle(now: float, start: float) -> float:
@@ -61,6 +65,14 @@ def wobble(quota: str, now: float) -> float:
     """-0.05..+0.05, changing every poll; the kind of noise an alert must not page on."""
     step = int(now) // WOBBLE_PERIOD
     return WOBBLE * (((step * 7 + DEMO_QUOTAS.index(quota) * 3) % 5) - 2) / 2
+
+
+def served_level(quota: str, elapsed: float, now: float) -> float:
+    """The quota's CU saturation as served: level and wobble, never above full. A burst rises
+    steadily (no wobble on the ramp); a full quota wobbles below full only."""
+    if quota == SATURATING_QUOTA and RAMP[0] <= elapsed < RAMP[1]:
+        return quota_level(quota, elapsed)
+    return min(quota_level(quota, elapsed) + wobble(quota, now), PEAK)
 
 
 def faults_at(elapsed: float) -> Faults:
@@ -102,7 +114,7 @@ def background_jobs(now: int, start: int, jobs_per_quota: int) -> list[dict]:
     elapsed = elapsed_in_cycle(now, start)
     records = []
     for q, quota in enumerate(DEMO_QUOTAS):
-        share = (quota_level(quota, elapsed) + wobble(quota, now)) / jobs_per_quota
+        share = served_level(quota, elapsed, now) / jobs_per_quota
         for slot in range(jobs_per_quota):
             duration = 240 + (slot * 131 + q * 57) % 660
             cycle, position = divmod(now - start + slot * 97, duration)
@@ -134,13 +146,16 @@ def problem_jobs(now: int, start: int) -> list[dict]:
     ]  # fmt: skip
 
 
-def phased_workload(start: float, jobs_per_quota: int = 8) -> JobSource:
-    """The demo's jobs at any ``now``, sorted by submission time; phases count from ``start``."""
+def phased_workload(start: float, jobs_per_quota: int = 8, speed: float = 1.0) -> JobSource:
+    """The demo's jobs at any ``now``, sorted by submission time; phases count from ``start``
+    and run ``speed`` times faster than wall time."""
     origin = int(start)
+    clock = DemoClock(origin, speed)
 
     def jobs_at(now: float) -> list[dict]:
-        moment = int(now)
+        moment = int(clock.demo(now))
         records = background_jobs(moment, origin, jobs_per_quota) + problem_jobs(moment, origin)
+        records = [clock.to_wall(record) for record in records]
         records.sort(key=lambda r: (r["submittedAtTime"], r["instanceId"]))
         return records
 
@@ -156,18 +171,21 @@ class DemoFaults:
         start: float,
         period: float = 1.0,
         clock: Callable[[], float] = time.time,
+        speed: float = 1.0,
     ) -> None:
         self._simulator = simulator
         self._start = start
-        self._period = period
+        self._period = period / speed
         self._clock = clock
+        self._demo_clock = DemoClock(start, speed)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-faults", daemon=True)
 
     def _run(self) -> None:
         current = None
         while not self._stop.is_set():
-            faults = faults_at(elapsed_in_cycle(self._clock(), self._start))
+            demo_now = self._demo_clock.demo(self._clock())
+            faults = faults_at(elapsed_in_cycle(demo_now, self._start))
             if faults != current:
                 self._simulator.set_faults(faults)
                 current = faults

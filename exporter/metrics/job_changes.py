@@ -13,17 +13,18 @@ comparison itself is ``polling.job_changes``. For example::
     maxcompute_job_queue_wait_seconds_sum{quota="etl_quota",region="cn-hangzhou"} 1830.0
 
 Counters per (quota, project) and histograms per quota exist from the first poll that sees the
-group, at 0, so ``rate()`` sees their first increase. They are never dropped: a counter stays.
-Per target and quota, the first ``max_projects`` projects seen have counters of their own; the
-projects seen after them count under ``project="__other__"``. Unlike the gauges' fold (the
-projects with the most CUs now), the named set never changes, so no counter moves between
-series and ``rate()`` and sums over projects stay exact.
+group, at 0, so ``rate()`` sees their first increase. Which groups have series of their own is
+``polling.derive.counter_fold``'s policy (bounded in quotas and projects, dropped after
+``metrics.counter_retention`` without a job, re-chosen on that slow schedule), so sums over
+projects and quotas stay exact. A job counted finished and seen running again is counted in
+``maxcompute_exporter_reappeared_jobs_total``, neither started nor finished again.
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -34,14 +35,12 @@ from exporter.api.wire.jobs import RunningJob
 from exporter.api.wire.pages import TimeSlice
 from exporter.config import Target
 from exporter.metrics.families import target_label_values
-from exporter.polling.derive.job_changes import (
-    JobChanges,
-    JobTracker,
-    SeenJobs,
-    TrackedJob,
-    UnseenJobs,
-)
-from exporter.polling.derive.project_fold import OTHER_PROJECT
+from exporter.polling.derive.aggregation import GroupKey
+from exporter.polling.derive.counter_fold import DEFAULT_FOLD_LIMITS, CounterFold, FoldLimits
+from exporter.polling.derive.job_changes import JobChanges, JobTracker, SeenJobs, UnseenJobs
+
+# The bucket bounds of the queue-wait and of the run-time histograms.
+Bounds = tuple[tuple[float, ...], tuple[float, ...]]
 
 
 class BucketCounts:
@@ -70,6 +69,55 @@ class BucketCounts:
         return pairs
 
 
+class TargetCounts:
+    """One target's counters and histograms, keyed by the series ``fold`` names."""
+
+    __slots__ = ("finished", "fold", "queue_wait", "reappeared", "run_time", "started")
+
+    def __init__(self, fold: CounterFold) -> None:
+        self.fold = fold
+        self.started: dict[GroupKey, int] = {}
+        self.finished: dict[GroupKey, int] = {}
+        self.queue_wait: dict[str, BucketCounts] = {}
+        self.run_time: dict[str, BucketCounts] = {}
+        self.reappeared = 0
+
+    def count(
+        self, now: int, present: set[GroupKey], changes: JobChanges | None, bounds: Bounds
+    ) -> None:
+        """One good poll: route its changes through the fold, count them, keep its series."""
+        started, finished = changes.started if changes else (), changes.finished if changes else ()
+        counts: Counter[GroupKey] = Counter(GroupKey(j.quota, j.project) for j in started)
+        counts.update(GroupKey(f.job.quota, f.job.project) for f in finished)
+        fold = self.fold.round(now, present, counts)
+        for job in started:
+            series = fold.routes[GroupKey(job.quota, job.project)]
+            self.started[series] = self.started.get(series, 0) + 1
+            self._histogram(self.queue_wait, series.quota, bounds[0]).observe(job.queue_seconds)
+        for done in finished:
+            series = fold.routes[GroupKey(done.job.quota, done.job.project)]
+            self.finished[series] = self.finished.get(series, 0) + 1
+            self._histogram(self.run_time, series.quota, bounds[1]).observe(done.run_seconds)
+        self.reappeared += len(changes.reappeared) if changes else 0
+        # Series the fold dropped go; those it made exist at 0.
+        self.started = {key: self.started.get(key, 0) for key in fold.series}
+        self.finished = {key: self.finished.get(key, 0) for key in fold.series}
+        for histograms, quota_bounds in ((self.queue_wait, bounds[0]), (self.run_time, bounds[1])):
+            for quota in histograms.keys() - fold.quotas:
+                del histograms[quota]
+            for quota in fold.quotas:
+                self._histogram(histograms, quota, quota_bounds)
+
+    @staticmethod
+    def _histogram(
+        histograms: dict[str, BucketCounts], quota: str, bounds: tuple[float, ...]
+    ) -> BucketCounts:
+        counts = histograms.get(quota)
+        if counts is None:
+            counts = histograms[quota] = BucketCounts(bounds)
+        return counts
+
+
 class JobChangeMetrics(Collector):
     """Tracks each target's last good poll and counts what changed at the next one.
 
@@ -84,23 +132,18 @@ class JobChangeMetrics(Collector):
         queue_wait_buckets: tuple[float, ...],
         run_time_buckets: tuple[float, ...],
         tracker: JobTracker | None = None,
-        max_projects: int = 500,
+        limits: FoldLimits = DEFAULT_FOLD_LIMITS,
     ) -> None:
         self._label_names = label_names
-        self._max_projects = max_projects
-        # Per target and quota, the projects that have counters of their own.
-        self._named: dict[tuple[str, ...], set[str]] = {}
+        self._limits = limits
         self._interval = interval
-        self._queue_bounds = queue_wait_buckets
-        self._run_bounds = run_time_buckets
+        self._bounds: Bounds = (queue_wait_buckets, run_time_buckets)
         # Handed on by a reload, so unchanged targets are not baselines again.
         self._tracker = tracker if tracker is not None else JobTracker()
         self._targets: set[Target] = set()
         self._lock = threading.Lock()
-        self._started: dict[tuple[str, ...], int] = {}
-        self._finished: dict[tuple[str, ...], int] = {}
-        self._queue_wait: dict[tuple[str, ...], BucketCounts] = {}
-        self._run_time: dict[tuple[str, ...], BucketCounts] = {}
+        # Per target (its label values), its counters and the policy naming their series.
+        self._counts: dict[tuple[str, ...], TargetCounts] = {}
 
     @property
     def tracked_jobs(self) -> int:
@@ -119,46 +162,29 @@ class JobChangeMetrics(Collector):
         seen = SeenJobs.of(window, jobs, last.jobs if last is not None else None, unseen)
         changes = self._tracker.observe(target, seen)
         values = tuple(target_label_values(target, self._label_names))
-        # A group's first job is in the baseline or among the started ones; after a reload the
-        # last poll (made before it) has groups these counters have not seen yet.
-        new_jobs = list(seen.jobs.values() if changes is None else changes.started)
+        present = {(job.quota, job.project) for job in seen.jobs.values()}
+        # After a reload, the last poll (made before it) has groups these counters have not
+        # seen yet: they exist at 0 before their finishes are counted.
         if target not in self._targets and last is not None:
-            new_jobs += last.jobs.values()
+            present |= {(job.quota, job.project) for job in last.jobs.values()}
         self._targets.add(target)
         with self._lock:
-            groups = {self._group(values, job) for job in new_jobs}
-            self._create_children(values, groups)
-            if changes is not None:
-                self._count(values, changes)
+            counts = self._counts.get(values)
+            if counts is None:
+                counts = self._counts[values] = TargetCounts(self._limits.fold())
+            groups = {GroupKey(quota, project) for quota, project in present}
+            counts.count(window.end, groups, changes, self._bounds)
 
-    def _group(self, values: tuple[str, ...], job: TrackedJob) -> tuple[str, str]:
-        """The (quota, project) a job's start or finish is counted under: its own, or
-        ``__other__`` once its quota has ``max_projects`` projects with counters of their own."""
-        named = self._named.setdefault((*values, job.quota), set())
-        if job.project not in named:
-            if job.project == OTHER_PROJECT or len(named) >= self._max_projects:
-                return job.quota, OTHER_PROJECT
-            named.add(job.project)
-        return job.quota, job.project
+    def retain(self, targets: Iterable[Target]) -> None:
+        """Forget the series of every target but ``targets``: a reload hands these counters
+        on, so the targets it leaves unchanged keep counting where they were."""
+        keep = set(targets)
+        kept_values = {tuple(target_label_values(t, self._label_names)) for t in keep}
+        with self._lock:
+            self._targets &= keep
+            self._counts = {v: c for v, c in self._counts.items() if v in kept_values}
 
-    def _create_children(self, values: tuple[str, ...], groups: set[tuple[str, str]]) -> None:
-        for quota, project in groups:
-            self._started.setdefault((*values, quota, project), 0)
-            self._finished.setdefault((*values, quota, project), 0)
-            if (*values, quota) not in self._queue_wait:
-                self._queue_wait[(*values, quota)] = BucketCounts(self._queue_bounds)
-                self._run_time[(*values, quota)] = BucketCounts(self._run_bounds)
-
-    def _count(self, values: tuple[str, ...], changes: JobChanges) -> None:
-        # Every job's group had its children made when a poll first saw it.
-        for job in changes.started:
-            self._started[(*values, *self._group(values, job))] += 1
-            self._queue_wait[(*values, job.quota)].observe(job.queue_seconds)
-        for finished in changes.finished:
-            self._finished[(*values, *self._group(values, finished.job))] += 1
-            self._run_time[(*values, finished.job.quota)].observe(finished.run_seconds)
-
-    def _families(self) -> tuple[Metric, Metric, Metric, Metric]:
+    def _families(self) -> tuple[Metric, Metric, Metric, Metric, Metric]:
         group_labels = ["region", *self._label_names, "quota", "project"]
         quota_labels = ["region", *self._label_names, "quota"]
         between = f"between two good polls of GetRunningJobs (every {self._interval:g}s)"
@@ -188,19 +214,30 @@ class JobChangeMetrics(Collector):
                 f"(one poll.interval, {self._interval:g}s, while polls succeed).",
                 labels=quota_labels,
             ),
+            CounterMetricFamily(
+                "maxcompute_exporter_reappeared_jobs",
+                "Jobs counted finished that a later good poll saw running again (an answer "
+                "that left them out): not counted started, nor finished a second time.",
+                labels=["region", *self._label_names],
+            ),
         )
 
     def describe(self) -> Iterator[Metric]:
         return iter(self._families())
 
     def collect(self) -> Iterator[Metric]:
-        started, finished, queue_wait, run_time = families = self._families()
+        started, finished, queue_wait, run_time, reappeared = families = self._families()
         with self._lock:
-            for key, count in sorted(self._started.items()):
-                started.add_metric(list(key), count)
-            for key, count in sorted(self._finished.items()):
-                finished.add_metric(list(key), count)
-            for histograms, family in ((self._queue_wait, queue_wait), (self._run_time, run_time)):
-                for key, counts in sorted(histograms.items()):
-                    family.add_metric(list(key), counts.buckets(), counts.total)
+            for values, counts in sorted(self._counts.items()):
+                for key, count in sorted(counts.started.items()):
+                    started.add_metric([*values, key.quota, key.project], count)
+                for key, count in sorted(counts.finished.items()):
+                    finished.add_metric([*values, key.quota, key.project], count)
+                for histograms, family in (
+                    (counts.queue_wait, queue_wait),
+                    (counts.run_time, run_time),
+                ):
+                    for quota, buckets in sorted(histograms.items()):
+                        family.add_metric([*values, quota], buckets.buckets(), buckets.total)
+                reappeared.add_metric(list(values), counts.reappeared)
         return iter(families)

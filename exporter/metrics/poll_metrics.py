@@ -35,7 +35,7 @@ class PollMetrics:
         self.api_requests = Counter(
             "maxcompute_exporter_api_requests",
             "GetRunningJobs API calls by outcome: HTTP status (a rare one as 4xx, 5xx or other), "
-            "or timeout / connection_error.",
+            "or timeout / connection_error / cancelled (sent, the poll ended before the answer).",
             [*target_labels, "code"],
             registry=registry,
         )

@@ -31,7 +31,7 @@ class QuotaPollMetrics:
         self.api_requests = Counter(
             "maxcompute_exporter_quota_api_requests",
             "ListQuotas and GetQuotaUsage API calls by outcome: HTTP status, or timeout / "
-            "connection_error.",
+            "connection_error / cancelled.",
             [*labels, "code"],
             registry=registry,
         )
@@ -44,8 +44,9 @@ class QuotaPollMetrics:
         )
         self.invalid_values = Counter(
             "maxcompute_exporter_quota_invalid_values",
-            "Quota records, fields and usage series skipped: missing, null where a value must "
-            "be, mistyped, misaligned with the timestamps, or an unknown key.",
+            "Quota records, fields, usage series and points skipped: missing, null where a "
+            "value must be, mistyped, out of range, misaligned with the timestamps, an unknown "
+            "key, or a point outside the asked window; and quotas whose usage answered 404.",
             labels,
             registry=registry,
         )

@@ -24,6 +24,7 @@ from exporter.metrics.quota_poll_metrics import QuotaPollMetrics
 from exporter.metrics.run_times import RunTimesCollector
 from exporter.metrics.series_cost import SeriesCostCollector
 from exporter.metrics.staleness import Staleness
+from exporter.polling.derive.counter_fold import DEFAULT_FOLD_LIMITS, FoldLimits
 from exporter.polling.derive.job_changes import JobTracker, UnseenJobs
 from exporter.polling.publish.quota_snapshot import QuotaStore
 from exporter.polling.publish.snapshot import SnapshotStore
@@ -65,7 +66,9 @@ class ExporterMetrics:
     ``job_registry`` holds the job series (rendered once per published poll), ``self_registry``
     the exporter's own; ``polls`` is the observer the pollers report to. ``top_jobs`` and
     ``job_changes`` add the per-job view and jobs over time (``metrics.*`` in the config);
-    ``job_tracker`` is the last exporter's, on a reload.
+    ``job_tracker`` is the last exporter's, on a reload, ``carried_job_changes`` its jobs over
+    time if it had the same settings; ``counter_limits`` bound the counters' series
+    (``polling.derive.counter_fold``).
     """
 
     def __init__(
@@ -86,7 +89,8 @@ class ExporterMetrics:
         quota_store: QuotaStore | None = None,
         quota_poll: QuotaPollSettings = QUOTA_POLL_OFF,
         poll_for: Callable[[Target], PollSettings] | None = None,
-        max_projects_per_quota: int = 500,
+        counter_limits: FoldLimits = DEFAULT_FOLD_LIMITS,
+        carried_job_changes: JobChangeMetrics | None = None,
     ) -> None:
         # Targets with their own targets[].poll: their interval and staleness limit.
         own = {t: poll_for(t) for t in targets} if poll_for is not None else {}
@@ -98,8 +102,6 @@ class ExporterMetrics:
         self.job_collectors = self._job_collectors(
             store, label_names, interval, top_jobs, set(intervals.values())
         )
-        for collector in self.job_collectors:
-            self.job_registry.register(collector)
         self.self_registry = CollectorRegistry(auto_describe=True)
         self.self_registry.register(
             TargetStatusCollector(
@@ -109,7 +111,7 @@ class ExporterMetrics:
         self.self_registry.register(SeriesCostCollector(store, label_names, self.staleness))
         self.job_changes = self._job_changes(
             targets, label_names, interval, job_changes, queue_wait_buckets, run_time_buckets,
-            job_tracker, max_projects_per_quota,
+            job_tracker, counter_limits, carried_job_changes,
         )  # fmt: skip
         self.polls = PollReports(
             PollMetrics(self.self_registry, targets, label_names), self.job_changes
@@ -127,13 +129,17 @@ class ExporterMetrics:
         top_jobs: int,
         own_intervals: set[float],
     ) -> tuple[TargetFamilies, ...]:
-        """The collectors of the snapshot's job series, each able to render a target alone."""
+        """The collectors of the snapshot's job series, each able to render a target alone,
+        registered on ``job_registry``."""
         collectors: tuple[TargetFamilies, ...] = (
             JobMetricsCollector(store, label_names, interval, self.staleness, own_intervals),
         )
         if top_jobs > 0:  # off by default: its series grow with the number of targets
             collectors += (TopJobsCollector(store, label_names, top_jobs, self.staleness),)
-        return (*collectors, RunTimesCollector(store, label_names, interval, self.staleness))
+        collectors += (RunTimesCollector(store, label_names, interval, self.staleness),)
+        for collector in collectors:
+            self.job_registry.register(collector)
+        return collectors
 
     def _job_changes(
         self,
@@ -144,22 +150,30 @@ class ExporterMetrics:
         queue_wait_buckets: tuple[float, ...],
         run_time_buckets: tuple[float, ...],
         job_tracker: JobTracker | None,
-        max_projects: int,
+        limits: FoldLimits,
+        carried: JobChangeMetrics | None,
     ) -> JobChangeMetrics | None:
         """Jobs over time, if on: counted after a poll is published, so its series are
-        rendered per scrape with the exporter's own, never cached with a snapshot's."""
+        rendered per scrape with the exporter's own, never cached with a snapshot's.
+
+        ``carried``: the last exporter's, made with the same settings, on a reload: the
+        targets it leaves unchanged keep their counters."""
         # The last good poll of each target, kept across reloads for the targets that stay.
         self.job_tracker = job_tracker if job_tracker is not None else JobTracker()
         self.job_tracker.retain(targets if on else ())
         if not on:
             return None
+        if carried is not None:
+            carried.retain(targets)
+            self.self_registry.register(carried)
+            return carried
         changes = JobChangeMetrics(
             label_names,
             interval,
             queue_wait_buckets,
             run_time_buckets,
             self.job_tracker,
-            max_projects=max_projects,
+            limits,
         )
         self.self_registry.register(changes)
         return changes

@@ -6,12 +6,7 @@ Prometheus caps connections with ``--web.max-connections``. Here the same shape 
 loop in one thread: a connection that sends nothing costs a socket and a coroutine, never a
 thread, and the handler's work goes to a fixed pool of worker threads (see ``web/server.py``).
 
-When ``max_connections`` are open, a new connection takes the place of a waiting one: first
-of one waiting ``stalled_after`` or more for its request (half-open, slow) or idle after one
-(kept alive: closed cleanly between requests, as HTTP lets a server do), longest first; else
-the oldest without a request; else the longest idle. Only when all are mid-request is the new
-one closed at once. So neither half-open floods nor 64 kept-alive probers keep a fresh scrape
-out, and a connection used within ``stalled_after`` is taken last.
+How many connections it holds, and who gives way to a newcomer, is ``web/admission.py``.
 """
 
 from __future__ import annotations
@@ -21,12 +16,12 @@ import logging
 import socket
 import ssl
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from types import MappingProxyType
+
+from exporter.web.admission import Connection, ConnectionSlots
 
 # The logger's name is part of every log line (logger=...): it stays as it was published.
 log = logging.getLogger("exporter.httpserver")
@@ -46,6 +41,8 @@ class ServerLimits:
     # Waiting this long (for a request, or idle after one), a connection gives its place to a
     # newcomer before any other does: real clients send at once, scrapers reuse theirs sooner.
     stalled_after: float = 1.0
+    # When every connection is mid-request, how long a newcomer waits for one to finish.
+    admission_wait: float = 5.0
     tls_handshake_timeout: float = 10.0
     # Sending one response; a client that does not read is dropped.
     write_timeout: float = 30.0
@@ -123,18 +120,6 @@ def response_bytes(response: Response, close: bool) -> tuple[bytes, ...]:
     return (head,) if response.head_only else (head, *response.body)
 
 
-@dataclass(eq=False, slots=True)
-class Connection:
-    """Reads requests from one client connection and writes responses, within limits."""
-
-    writer: asyncio.StreamWriter
-    # "new" until a whole request has arrived; then "busy" or "idle" (kept alive).
-    state: str = "new"
-    peer: str = field(default="")
-    # Since when it has been waiting (time.monotonic()): for its request, or idle after one.
-    since: float = field(default_factory=time.monotonic)
-
-
 class BoundedHTTPServer:
     """Serves ``handler`` on ``address`` from a thread of its own (``serve_in_thread``)."""
 
@@ -160,7 +145,9 @@ class BoundedHTTPServer:
         self._handler = handler
         self.limits = limits or ServerLimits()
         self.tls = tls
-        self._connections: OrderedDict[Connection, None] = OrderedDict()
+        self._connections = ConnectionSlots(
+            self.limits.max_connections, self.limits.stalled_after, self.limits.admission_wait
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -192,42 +179,16 @@ class BoundedHTTPServer:
         self._started.set()
         await self._stop.wait()
         server.close()
-        for connection in list(self._connections):
+        for connection in self._connections.connections():
             connection.writer.transport.abort()
         await server.wait_closed()
-
-    def _admit(self, connection: Connection) -> bool:
-        if len(self._connections) >= self.limits.max_connections:
-            evicted = self._evictable()
-            if evicted is None:
-                return False
-            self._connections.pop(evicted, None)
-            if evicted.state == "new":
-                log.debug("connection limit reached: dropping the oldest one before its request")
-                evicted.writer.transport.abort()
-            else:
-                log.debug("connection limit reached: closing the longest-idle kept-alive one")
-                evicted.writer.transport.close()
-        self._connections[connection] = None
-        return True
-
-    def _evictable(self) -> Connection | None:
-        """The waiting connection to close for a newcomer (see the module's docstring)."""
-        stalled = time.monotonic() - self.limits.stalled_after
-
-        def rank(c: Connection) -> tuple[int, float]:
-            young = c.since > stalled
-            return (2 * young + (c.state == "idle"), c.since)
-
-        waiting = [c for c in self._connections if c.state != "busy"]
-        return min(waiting, key=rank) if waiting else None
 
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         peer = writer.get_extra_info("peername")
         connection = Connection(writer, peer=str(peer[0]) if peer else "")
-        if not self._admit(connection):
+        if not await self._connections.admit(connection):
             writer.transport.abort()
             return
         try:
@@ -239,12 +200,16 @@ class BoundedHTTPServer:
         except (OSError, ssl.SSLError, TimeoutError, asyncio.IncompleteReadError) as error:
             log.debug("connection ended", extra={"client": connection.peer, "error": str(error)})
             connection.writer.transport.abort()
+        except asyncio.CancelledError:
+            # The server stopping: the connection ends here, not cancelled, since Python 3.11's
+            # streams log a cancelled connection task as an error ("Exception in callback").
+            connection.writer.transport.abort()
         except Exception:
             # A bug here must cost one connection, never the server.
             log.exception("serving a connection failed", extra={"client": connection.peer})
             connection.writer.transport.abort()
         finally:
-            self._connections.pop(connection, None)
+            self._connections.release(connection)
             # A graceful close: what drain() left in the buffer is still sent.
             if not connection.writer.transport.is_closing():
                 connection.writer.close()
@@ -295,5 +260,4 @@ class BoundedHTTPServer:
                 await connection.writer.drain()
             if close:
                 return
-            connection.state = "idle"
-            connection.since = time.monotonic()
+            self._connections.finished_request(connection)

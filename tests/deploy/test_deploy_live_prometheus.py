@@ -310,11 +310,15 @@ def test_rules_are_loaded_and_healthy(prometheus):
     assert not unhealthy, "\n".join(unhealthy)
 
 
-# Recorded only under a condition: a trend needs 10 evaluations behind it, a time to
-# saturation needs a rising trend. They may hold fewer quotas than the demo has, never others.
+# Recorded only under a condition: a trend needs 10 (or, the hour's, 100) evaluations behind
+# it, a time to saturation needs a rise. They may hold fewer quotas than the demo has, never
+# others.
 CONDITIONAL_RECORDS = {
     "maxcompute:quota_cu_saturation:deriv15m",
     "maxcompute:quota_cu_time_to_saturation:seconds",
+    "maxcompute:quota_cu_fast_time_to_saturation:seconds",
+    "maxcompute:quota_cu_saturation:deriv1h",
+    "maxcompute:quota_cu_time_to_saturation_1h:seconds",
 }
 
 

@@ -80,7 +80,8 @@ async def test_a_persistent_fault_marks_the_target_down_and_keeps_the_last_good_
     # Each slice in flight tried once and retried twice before the poll gave up.
     ((code, least),) = codes.items()
     failed = requests(values)
-    assert set(failed) == {"200", code}
+    # Requests still in flight when the poll's deadline came are counted as cancelled.
+    assert set(failed) - {"cancelled"} == {"200", code}
     assert failed["200"] == good
     assert failed[code] >= least
     simulator.set_faults(Faults())

@@ -21,6 +21,7 @@ from exporter.config.credential_model import CredentialSpec
 from tests.support.exporter_process import ExporterProcess, run_exporter
 from tests.support.hostile_api import HostileApi
 from tests.support.tools import free_port
+from tests.support.waiting import eventually
 
 MIB = 1024 * 1024
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
@@ -168,8 +169,7 @@ def test_sigterm_and_once_never_wait_for_a_trickling_credentials_uri(
     process = ExporterProcess("--config", str(config))
     try:
         process.wait_until("/healthz")
-        time.sleep(1.0)  # the first fetch is trickling now
-        assert uri.requests >= 1
+        eventually("the first fetch to be trickling", lambda: uri.requests >= 1)
         started = time.monotonic()
         code, stderr = process.stop(timeout=20)
         assert code == 0, stderr

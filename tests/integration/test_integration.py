@@ -17,6 +17,7 @@ from tests.support.exposition import values
 from tests.support.jobs import job_record
 from tests.support.metric_contract import CONTRACT_METRICS, PER_JOB_METRICS, QUOTA_METRICS
 from tests.support.tools import free_port, promtool
+from tests.support.waiting import eventually
 
 NOW = int(time.time())
 KEY_ID, SECRET = "LTAIintegration", "integration-secret-value"
@@ -299,7 +300,7 @@ def test_sigterm_cancels_a_poll_in_flight_and_exits_0_promptly(tmp_path: Path) -
     try:
         process = ExporterProcess("--config", str(path), env=ENV)
         process.wait_until("/healthz")
-        time.sleep(0.5)
+        eventually("the first poll's request", lambda: slow.state.requests >= 1)
         assert slow.state.requests == 1  # the first poll is waiting on the API
         started = time.monotonic()
         process.process.send_signal(signal.SIGTERM)

@@ -75,12 +75,17 @@ def test_a_hung_and_a_throttled_target_never_delay_the_healthy_one(fleet) -> Non
     fleet.wait_until("/metrics")
     successes: list[float] = []
     latencies: list[float] = []
+    baseline: list[float] = []
     began = time.monotonic()
     while time.monotonic() - began < OBSERVE_SECONDS:
         started = time.monotonic()
         # A fresh connection each time, as Prometheus's scrapes after a restart.
         text = httpx.get(fleet.base + "/metrics", timeout=5).text
         latencies.append(time.monotonic() - started)
+        # The process's cheapest answer, asked the same way: what the machine adds to any one.
+        started = time.monotonic()
+        assert httpx.get(fleet.base + "/healthz", timeout=5).status_code == 200
+        baseline.append(time.monotonic() - started)
         last = by_account(text, "maxcompute_exporter_last_success_timestamp_seconds")
         if "healthy" in last and (not successes or last["healthy"] != successes[-1]):
             successes.append(last["healthy"])
@@ -90,8 +95,15 @@ def test_a_hung_and_a_throttled_target_never_delay_the_healthy_one(fleet) -> Non
     assert len(successes) >= OBSERVE_SECONDS / HEALTHY_INTERVAL / 2, successes
     gaps = [b - a for a, b in itertools.pairwise(successes)]
     assert max(gaps) < 3 * HEALTHY_INTERVAL, gaps
+    # A scrape costs at most 250 ms more than /healthz at the 99th percentile; one that waited
+    # for the hung or the throttled poll would wait for its deadline (2 s).
     latencies.sort()
-    assert latencies[int(len(latencies) * 0.99) - 1] < 0.25, latencies[-5:]
+    baseline.sort()
+    p99, healthz_p99 = (
+        latencies[int(len(latencies) * 0.99) - 1],
+        baseline[int(len(baseline) * 0.99) - 1],
+    )
+    assert p99 < 0.25 + healthz_p99, (latencies[-5:], baseline[-5:])
 
     assert by_account(text, "maxcompute_up") == {"hung": 0, "throttled": 0, "healthy": 1}
     assert by_account(text, "maxcompute_running_jobs") == {"healthy": 3}

@@ -140,6 +140,25 @@ class Attack:
             writer.transport.abort()
 
 
+# A scrape's p99 on a quiet machine. A scrape that queued behind the guessers' bcrypt checks
+# (up to 8 wait, ~80 ms each at cost 10) takes several checks; one that did not takes a few ms.
+QUIET_P99_BOUND = 0.25
+CHECKS_A_SCRAPE_MAY_COST = 3
+
+
+def p99_bound(hashed: str) -> float:
+    """What a scrape's p99 must stay under: 250 ms, or, where this machine is busy enough that
+    three bcrypt checks of the scraper's own hash take longer now, that time. Measured while the
+    attack runs, so the bound tracks the machine, and it still fails a scrape that waited
+    behind bcrypt: that takes more than three checks whatever the machine's speed."""
+    timings = []
+    for _ in range(3):
+        started = time.monotonic()
+        bcrypt.checkpw(PASSWORD.encode(), hashed.encode())
+        timings.append(time.monotonic() - started)
+    return max(QUIET_P99_BOUND, CHECKS_A_SCRAPE_MAY_COST * sorted(timings)[1])
+
+
 def basic_auth_header(user: str, password: str) -> str:
     return "Authorization: Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
@@ -167,12 +186,13 @@ def test_scrapes_stay_fast_under_half_open_connections_and_password_guessing(
                 statuses.append(scraper.get(f"{process.base}/metrics").status_code)
                 latencies.append(time.monotonic() - started)
                 time.sleep(max(0.0, SCRAPE_EVERY - latencies[-1]))
+            bound = p99_bound(hashed)
     finally:
         attack.stop()
         code, stderr = process.stop()
     assert statuses == [200] * SCRAPES
     p99 = sorted(latencies)[math.ceil(0.99 * len(latencies)) - 1]
-    assert p99 < 0.25, f"p99 {p99:.3f}s; answers to guessers {attack.answers}"
+    assert p99 < bound, f"p99 {p99:.3f}s (bound {bound:.3f}s); guessers' answers {attack.answers}"
     # The guessers were answered (401, or 503 while bcrypt's queue was full), never let in.
     assert attack.answers.get(401, 0) > 0 and attack.answers.get(200, 0) == 0
     assert code == 0 and "Traceback" not in stderr, stderr[-2000:]
@@ -227,12 +247,13 @@ def test_fresh_scrapes_stay_fast_under_kept_alive_holders_and_cache_flooding_gue
             statuses.append(fresh_scrape(process.port, PASSWORD))
             latencies.append(time.monotonic() - started)
             time.sleep(max(0.0, SCRAPE_EVERY - latencies[-1]))
+        bound = p99_bound(scraper_hash)
     finally:
         attack.stop()
         code, stderr = process.stop()
     assert statuses == [200] * len(statuses)
     p99 = sorted(latencies)[math.ceil(0.99 * len(latencies)) - 1]
-    assert p99 < 0.25, f"p99 {p99:.3f}s; answers to guessers {attack.answers}"
+    assert p99 < bound, f"p99 {p99:.3f}s (bound {bound:.3f}s); guessers' answers {attack.answers}"
     assert attack.answers.get(200, 0) == 0
     assert code == 0 and "Traceback" not in stderr, stderr[-2000:]
     p50 = sorted(latencies)[len(latencies) // 2]

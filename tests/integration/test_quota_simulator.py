@@ -16,7 +16,12 @@ from exporter.api.transport.quota_client import QuotaClient
 from exporter.api.wire.quota_usage import UsagePoint
 from exporter.config import Credentials, PollSettings
 from exporter.demo.launch import demo_quotas
-from exporter.demo.quota_simulator import QuotaCatalog, level1_record, list_quotas_body
+from exporter.demo.quota_simulator import (
+    QuotaCatalog,
+    level1_record,
+    list_quotas_body,
+    used_cores,
+)
 from exporter.demo.simulator import ApiSimulator, Faults
 from exporter.demo.workload import CYCLE_SECONDS, phased_workload
 from tests.support.jobs import make_target
@@ -74,8 +79,27 @@ def test_plans_switch_twice_a_cycle() -> None:
         for t in (0, CYCLE_SECONDS / 2 - 1, CYCLE_SECONDS / 2, CYCLE_SECONDS - 1, CYCLE_SECONDS)
     ]
     assert plans == ["day", "day", "night", "night", "day"]
-    assert level1_record(catalog, prod, 1000.0)["parameter"]["minCU"] == 400
-    assert level1_record(catalog, prod, 1000.0 + CYCLE_SECONDS / 2)["parameter"]["minCU"] == 500
+    assert level1_record(catalog, prod, 1000.0)["parameter"]["minCU"] == 520
+    assert level1_record(catalog, prod, 1000.0 + CYCLE_SECONDS / 2)["parameter"]["minCU"] == 600
+    # Faster demo, faster plans: the same switches at a tenth of the time.
+    fast = demo_quotas(1000.0, speed=10.0)
+    assert fast.plan(prod, 1000.0 + CYCLE_SECONDS / 20 - 1)[0] == "day"
+    assert fast.plan(prod, 1000.0 + CYCLE_SECONDS / 20) == ("night", 600)
+
+
+def test_prod_p_stays_within_its_reserve_while_etl_quota_is_full() -> None:
+    """Only etl_quota runs beyond its reserve: prod_p's day plan holds etl_quota full and
+    adhoc_quota at its highest."""
+    start = 1_800_000_000.0
+    catalog = demo_quotas(start)
+    (prod,) = [q for q in catalog.quotas if q.nickname == "prod_p"]
+    etl = next(sub for sub in prod.subs if sub.nickname == "etl_quota")
+    workload = phased_workload(start, jobs_per_quota=40)
+    for elapsed in range(0, CYCLE_SECONDS, 15):
+        jobs = workload(start + elapsed)
+        assert used_cores(catalog, jobs, prod, None) < catalog.plan(prod, start + elapsed)[1]
+    full = used_cores(catalog, workload(start + 400), prod, "etl_quota")
+    assert full > etl.min_cu
 
 
 async def test_signed_requests_list_every_quota_and_read_usage_from_the_jobs(demo) -> None:

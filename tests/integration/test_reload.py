@@ -160,19 +160,21 @@ def test_sighup_reads_the_web_config_again(tmp_path: Path) -> None:
     assert code == 0 and "Traceback" not in stderr
 
 
-def two_targets(simulator: ApiSimulator, changed_quotas: str = ", quotas: [etl, adhoc]") -> str:
+def two_targets(
+    simulator: ApiSimulator, changed_quotas: str = ", quotas: [etl, adhoc]", timeout: str = "10s"
+) -> str:
     # The second target reads a subset of the first one's jobs (the same jobs twice are refused).
     return (
         f"targets:\n"
         f"  - {{region: cn-hangzhou, endpoint: '{simulator.url}', labels: {{account: keep}}}}\n"
         f"  - {{region: cn-hangzhou, endpoint: '{simulator.url}', labels: {{account: change}}"
         f"{changed_quotas}}}\n"
-        f"poll: {{interval: 1h, timeout: 10s, window: 1d}}\n"
+        f"poll: {{interval: 1h, timeout: {timeout}, window: 1d}}\n"
     )
 
 
 def test_a_reload_makes_a_baseline_of_the_changed_target_only(tmp_path: Path) -> None:
-    # Polls an hour apart: the only polls are the first at start and the first after reload.
+    # Polls an hour apart: the only polls are the first at start and those after the reload.
     sim = ApiSimulator(list(JOBS), credentials={KEY_ID: (SECRET, None)}).start()
     path = tmp_path / "config.yml"
     path.write_text(two_targets(sim))
@@ -185,11 +187,13 @@ def test_a_reload_makes_a_baseline_of_the_changed_target_only(tmp_path: Path) ->
         process.wait_until("/ready")
         wait_for_line(process, started % "keep" + " 0.0")
         # A job starts; then the second target's quotas filter changes and the exporter reloads.
+        # The first target stays the same target, polled with another timeout: so it polls at
+        # once (polled as before, it would keep its schedule, its next poll an hour on).
         sim.set_jobs([*JOBS, record("new-1", "sales", "etl", 0.1, 0.1, 0.5, 30, 5)])
-        path.write_text(two_targets(sim, ", quotas: [etl]"))
+        path.write_text(two_targets(sim, ", quotas: [etl]", timeout="9s"))
         process.process.send_signal(signal.SIGHUP)
-        # The unchanged target's first poll after the reload is compared with its last one
-        # before: the new job started. The changed target's is a baseline: nothing counted.
+        # The same target's first poll after the reload is compared with its last one before:
+        # the new job started. The changed target's is a baseline: nothing counted.
         text = wait_for_line(process, started % "keep" + " 1.0")
         text = wait_for_line(process, started % "change" + " 0.0")
         assert 'maxcompute_jobs_finished_total{account="change"' in text

@@ -63,8 +63,11 @@ class ExporterProcess:
     def get(self, path: str, **kwargs) -> httpx.Response:
         return httpx.get(self.base + path, timeout=5, **kwargs)
 
-    def wait_until(self, path: str, status: int = 200, timeout: float = 20) -> httpx.Response:
+    def wait_until(self, path: str, status: int = 200, timeout: float = 60) -> httpx.Response:
+        """The first answer of ``path`` with ``status``. The timeout only bounds a failure: on a
+        busy machine a start and a first poll can take many times their quiet duration."""
         deadline = time.monotonic() + timeout
+        last = "no answer"
         while True:
             if self.process.poll() is not None:
                 raise AssertionError(f"exporter exited: {self.log()}")
@@ -72,10 +75,14 @@ class ExporterProcess:
                 response = self.get(path)
                 if response.status_code == status:
                     return response
-            except httpx.TransportError:
-                pass
+                last = f"{response.status_code} {response.text[:500]}"
+            except httpx.TransportError as error:
+                last = repr(error)
             if time.monotonic() > deadline:
-                raise AssertionError(f"{path} never answered {status}")
+                raise AssertionError(
+                    f"{path} never answered {status} in {timeout:g} s (last: {last})\n"
+                    f"exporter log:\n{self.log()[-3000:]}"
+                )
             time.sleep(0.05)
 
     def stop(self, timeout: float = 10) -> tuple[int, str]:

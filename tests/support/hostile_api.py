@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -10,10 +11,18 @@ import time
 from collections.abc import Callable, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
-from exporter.config import Credentials, PollSettings, Target
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter.api.transport.client import RunningJobsClient
+from exporter.config import Credentials, PollSettings, QuotaPollSettings, Target
+from exporter.metrics.quota_metrics import QuotaCollector
+from exporter.metrics.quota_poll_metrics import QuotaPollMetrics
 from exporter.metrics.registries import ExporterMetrics
+from exporter.polling.publish.quota_snapshot import OPERATIONS, QuotaStore
 from exporter.polling.publish.snapshot import SnapshotStore
 from exporter.polling.schedule.poller import TargetPoller
+from exporter.polling.schedule.quota_poller import QuotaPoller
+from tests.support.exposition import values
 from tests.support.jobs import envelope, job_record
 
 KEY = Credentials("LTAIhostile", "hostile-secret")
@@ -47,8 +56,11 @@ class HostileApi:
 
     def __init__(self) -> None:
         self.answer: Answer = good
+        # If set, answers instead of ``answer``, told the request's path too.
+        self.route: Callable[[str, dict[str, str]], bytes | Iterable[bytes]] | None = None
         self.gap = 0.0
         self.requests = 0
+        self.paths: list[str] = []  # each request's path, in the order they came
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -72,7 +84,10 @@ class HostileApi:
                 head += chunk
             target = head.split(b" ", 2)[1].decode() if head.count(b" ") >= 2 else "/"
             self.requests += 1
-            answer = self.answer(dict(parse_qsl(urlsplit(target).query)))
+            url = urlsplit(target)
+            self.paths.append(url.path)
+            query = dict(parse_qsl(url.query))
+            answer = self.route(url.path, query) if self.route else self.answer(query)
             parts = [answer] if isinstance(answer, bytes) else answer
             with contextlib.suppress(OSError):  # the client may hang up first
                 for number, part in enumerate(parts):
@@ -108,3 +123,49 @@ class Poller:
                 if sample.name == name and sample.value:
                     counts[sample.labels[label]] = sample.value
         return counts
+
+
+class QuotaPolls:
+    """One target's quota poller, store and metrics in process, against ``url``."""
+
+    def __init__(
+        self,
+        url: str,
+        settings: PollSettings = SETTINGS,
+        *,
+        max_quotas: int = 100,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.target = Target(region="cn-hangzhou", endpoint=url, credentials=KEY)
+        self.store = QuotaStore((self.target,))
+        self.registry = CollectorRegistry()
+        observer = QuotaPollMetrics(self.registry, [self.target], (), list(OPERATIONS))
+        self.registry.register(QuotaCollector(self.store, (), QuotaPollSettings(), clock))
+        self.client = RunningJobsClient(self.target, settings)
+        self.poller = QuotaPoller(
+            self.target,
+            self.client,
+            QuotaPollSettings(),
+            self.store,
+            observer,
+            clock=clock,
+            max_quotas=max_quotas,
+        )
+
+    def run(self, *polls: str) -> list[bool]:
+        """Each of ``polls`` ("quotas" or "usage") in turn, then the client closed."""
+
+        async def run() -> list[bool]:
+            try:
+                return [
+                    await (self.poller.poll_quotas() if p == "quotas" else self.poller.poll_usage())
+                    for p in polls
+                ]
+            finally:
+                await self.client.aclose()
+
+        return asyncio.run(run())
+
+    def metrics(self) -> dict[tuple, float]:
+        """Every sample as ``values`` gives it."""
+        return values(generate_latest(self.registry).decode())

@@ -46,6 +46,7 @@ CONTRACT_METRICS |= PER_JOB_METRICS
 JOBS_OVER_TIME_METRICS = {
     "maxcompute_jobs_started_total",
     "maxcompute_jobs_finished_total",
+    "maxcompute_exporter_reappeared_jobs_total",
     "maxcompute_running_jobs_run_time_seconds_bucket",
     "maxcompute_running_jobs_run_time_seconds_gcount",
     "maxcompute_running_jobs_run_time_seconds_gsum",

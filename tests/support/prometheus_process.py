@@ -28,6 +28,7 @@ class Prometheus:
         exporter_address: str | Sequence[str],
         rules: Path,
         alertmanager_address: str | None = None,
+        interval: str = "1s",
     ) -> None:
         binary = shutil.which("prometheus")
         if not binary:
@@ -39,9 +40,9 @@ class Prometheus:
         self.base = f"http://127.0.0.1:{self.port}"
         config = {
             "global": {
-                "scrape_interval": "1s",
-                "scrape_timeout": "1s",
-                "evaluation_interval": "1s",
+                "scrape_interval": interval,
+                "scrape_timeout": interval,
+                "evaluation_interval": interval,
             },
             "rule_files": [str(rules)],
             "scrape_configs": [

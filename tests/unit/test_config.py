@@ -75,6 +75,30 @@ def test_jobs_over_time_keys() -> None:
     assert config.metrics.run_time_buckets == (0.5, 600.0, 3600.0, 21600.0)
 
 
+def test_counter_retention_defaults_to_an_hour_or_ten_of_the_longest_interval() -> None:
+    assert parse("targets: [{region: cn-beijing}]").counter_retention == 3600.0
+    slow = "targets: [{region: cn-beijing}, {region: cn-shanghai, poll: {interval: 10m}}]"
+    assert parse(slow).counter_retention == 6000.0
+    config = parse(f"{slow}\nmetrics: {{counter_retention: 30m}}")
+    assert (config.metrics.counter_retention, config.counter_retention) == (1800.0, 1800.0)
+
+
+def test_a_counter_retention_shorter_than_three_intervals_is_refused() -> None:
+    slow = "targets: [{region: cn-beijing}, {region: cn-shanghai, poll: {interval: 10m}}]"
+    with pytest.raises(ConfigError) as caught:
+        parse(f"{slow}\nmetrics: {{counter_retention: 29m}}")
+    assert str(caught.value) == (
+        "metrics.counter_retention: expected at least 30m (3 x the longest poll.interval), so "
+        "a group missing from a poll or two keeps its counters, got '29m'"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse("targets: [{region: cn-beijing}]\nmetrics: {counter_retention: 0s}")
+    assert str(caught.value) == (
+        "metrics.counter_retention: expected at least 3m (3 x the longest poll.interval), so a "
+        "group missing from a poll or two keeps its counters, got '0s'"
+    )
+
+
 def test_fault_handling_keys() -> None:
     config = parse(
         "targets: [{region: cn-beijing}]\npoll: {interval: 30s, retries: 0, retry_backoff: 2s,"

@@ -11,6 +11,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from exporter.api.wire.jobs import RunningJob
 from exporter.api.wire.pages import TimeSlice
 from exporter.metrics.job_changes import JobChangeMetrics
+from exporter.polling.derive import job_changes as job_changes_module
+from exporter.polling.derive.counter_fold import FoldLimits
 from exporter.polling.derive.job_changes import (
     FinishedJob,
     JobTracker,
@@ -19,6 +21,7 @@ from exporter.polling.derive.job_changes import (
     UnseenJobs,
     job_changes,
 )
+from exporter.polling.derive.start_times import started_by
 from tests.support.exposition import values_of
 from tests.support.jobs import NOW, make_target
 
@@ -75,7 +78,7 @@ def test_a_job_seen_for_the_first_time_started_and_its_queue_wait_is_known() -> 
 def test_a_job_gone_within_the_window_finished_after_running_until_the_last_poll_saw_it() -> None:
     changes = job_changes(poll(NOW, STEADY, ENDING), poll(NOW + 60, STEADY))
     # Seen running by the poll at NOW, started at NOW - 400: it ran at least 400 s.
-    assert changes.finished == (FinishedJob(tracked(ENDING), 400),)
+    assert changes.finished == (FinishedJob(tracked(ENDING), 400, "ending"),)
     assert changes.started == ()
 
 
@@ -106,7 +109,8 @@ def test_the_first_good_poll_after_start_is_a_baseline() -> None:
     changes = tracker.observe(PROD, poll(NOW + 60, STEADY, FRESH))
     assert changes is not None
     assert (len(changes.started), len(changes.finished)) == (1, 1)
-    assert tracker.tracked() == 2
+    # The two running, and the one counted finished (remembered while in the window).
+    assert tracker.tracked() == 3
 
 
 def test_a_failed_poll_between_two_good_ones_changes_nothing() -> None:
@@ -117,7 +121,7 @@ def test_a_failed_poll_between_two_good_ones_changes_nothing() -> None:
     assert changes is not None
     assert changes.started == (tracked(FRESH),)
     # Run time from the last poll that saw it, at NOW: off by the time up to the next good one.
-    assert changes.finished == (FinishedJob(tracked(ENDING), 400),)
+    assert changes.finished == (FinishedJob(tracked(ENDING), 400, "ending"),)
 
 
 def test_a_target_whose_filters_changed_on_reload_starts_from_a_baseline() -> None:
@@ -191,7 +195,8 @@ def test_counters_and_histograms_after_a_baseline_and_two_polls() -> None:
         labels("etl"): 2.0,
         labels("adhoc"): 1.0,
     }
-    assert metrics.tracked_jobs == 2
+    # Two running, three counted finished (remembered while in the window, see below).
+    assert metrics.tracked_jobs == 5
 
 
 def test_an_observation_equal_to_a_bound_is_in_that_bucket() -> None:
@@ -226,10 +231,11 @@ def test_a_reload_hands_the_tracker_on_and_the_new_counters_count_from_zero() ->
     assert after.tracked_jobs == 0
 
 
-def test_counters_name_the_first_projects_of_a_quota_and_count_later_ones_as_other() -> None:
-    """Per quota, the first ``max_projects`` projects seen keep counters of their own; a later
-    one counts under __other__, and a named one stays named, so no counter changes series."""
-    metrics = JobChangeMetrics((), 60.0, (60.0,), (300.0,), max_projects=2)
+def test_counters_of_projects_past_the_limit_count_as_other() -> None:
+    """Per quota, ``max_projects`` projects keep counters of their own (the rest of the policy,
+    retention and re-choice, is ``CounterFold``'s: tests/unit/test_counter_fold.py)."""
+    limits = FoldLimits(max_quotas=10, max_projects=2, retention=3600)
+    metrics = JobChangeMetrics((), 60.0, (60.0,), (300.0,), limits=limits)
     window = TimeSlice(NOW - WINDOW, NOW)
     first = [job(f"j{n}", NOW - 50, NOW - 40, quota="etl", project=f"p{n}") for n in (1, 2, 3)]
     metrics.poll_published(PROD, window, first)
@@ -242,3 +248,39 @@ def test_counters_name_the_first_projects_of_a_quota_and_count_later_ones_as_oth
         "p2": 0.0,
         "__other__": 2.0,  # p3 (seen third) and p4
     }
+
+
+def test_a_job_counted_finished_and_seen_again_reappeared_and_is_counted_once() -> None:
+    """Issue 23, row 15: present, absent, present... is one start and one finish."""
+    tracker, flap = JobTracker(), job("flap", NOW - 50, NOW - 40)
+    tracker.observe(PROD, poll(NOW, STEADY))
+    changes = [tracker.observe(PROD, poll(NOW + 2 * n, STEADY, *[flap] * (n % 2))) for n in (1, 2)]
+    changes += [tracker.observe(PROD, poll(NOW + 2 * n, STEADY, *[flap] * (n % 2))) for n in (3, 4)]
+    assert [len(c.started) for c in changes] == [1, 0, 0, 0]
+    assert [len(c.finished) for c in changes] == [0, 1, 0, 0]
+    assert [c.reappeared for c in changes] == [(), (), (tracked(flap),), ()]
+    # Once its submission is out of the window it cannot come back: forgotten.
+    assert tracker.tracked() == 2
+    tracker.observe(PROD, poll(NOW - 50 + WINDOW + 1, STEADY))
+    assert tracker.tracked() == 1
+
+
+def test_the_jobs_remembered_as_finished_are_bounded_oldest_forgotten_first(monkeypatch) -> None:
+    monkeypatch.setattr(job_changes_module, "MAX_FINISHED_REMEMBERED", 2)
+    tracker = JobTracker()
+    ended = [job(f"e{n}", NOW - 50, NOW - 40) for n in range(3)]
+    tracker.observe(PROD, poll(NOW, *ended))
+    tracker.observe(PROD, poll(NOW + 60))
+    assert tracker.tracked() == 2
+    back = tracker.observe(PROD, poll(NOW + 120, *ended))
+    assert back is not None
+    # Which one was forgotten depends on set order; it counts as a start, the others reappear.
+    assert (len(back.started), len(back.reappeared)) == (1, 2)
+
+
+def test_a_start_after_the_poll_time_is_clamped_to_it_and_the_rest_kept_as_they_are() -> None:
+    early, late = job("early", NOW - 10, NOW - 5), job("late", NOW - 5, NOW + 250)
+    clamped = list(started_by([early, late], NOW))
+    assert clamped[0] is early
+    assert (clamped[1].instance_id, clamped[1].running_at) == ("late", NOW)
+    assert tracked(clamped[1]).queue_seconds == 5

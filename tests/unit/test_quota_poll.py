@@ -80,8 +80,8 @@ LISTING = {
 }
 
 
-def usage(used: float) -> dict:
-    metrics = {"timestamps": [(NOW - 60) * 1000], "usedCpu": [used], "requestCpu": [used * 2]}
+def usage(used: float, at: int = NOW - 60) -> dict:
+    metrics = {"timestamps": [at * 1000], "usedCpu": [used], "requestCpu": [used * 2]}
     return {**OK, "data": {"metrics": metrics}}
 
 
@@ -167,10 +167,12 @@ async def test_a_failing_part_is_counted_served_for_three_intervals_then_dropped
     with respx.mock() as mock:
         route = mock.get(BASE)
         route.mock(return_value=httpx.Response(200, json=LISTING))
-        mock.get(f"{BASE}/prod_p/usage").mock(return_value=httpx.Response(200, json=usage(1.0)))
+        usage_route = mock.get(f"{BASE}/prod_p/usage")
+        usage_route.mock(return_value=httpx.Response(200, json=usage(1.0)))
         await poller.poll_quotas()
         await poller.poll_usage()
         route.mock(return_value=httpx.Response(403, json={"errorCode": "Forbidden.RAM"}))
+        usage_route.mock(return_value=httpx.Response(200, json=usage(1.0, at=NOW + 540)))
         clock.now = NOW + 600.0
         assert await poller.poll_quotas() is False
         assert await poller.poll_usage() is True  # usage asks the last good listing's quotas
@@ -238,4 +240,5 @@ async def test_bad_values_give_no_series_and_are_counted_never_a_crash() -> None
     assert [k[0] for k in got if k[0].startswith("maxcompute_quota_")] == ["maxcompute_quota_info"]
     invalid = "maxcompute_exporter_quota_invalid_values_total"
     assert got[key(invalid, operation="ListQuotas")] == 4  # minCU, maxCU, a bad name, None
-    assert got[key(invalid, operation="GetQuotaUsage")] == 2  # misaligned usedCpu, unknown cpuX
+    # misaligned usedCpu, unknown cpuX, and a timestamp of 1970 (outside the asked window)
+    assert got[key(invalid, operation="GetQuotaUsage")] == 3

@@ -130,6 +130,7 @@ def test_usage_keeps_the_latest_non_null_point_of_aligned_series() -> None:
                 "gpuMagic": [1, 2, 3, 4],  # unknown key: skipped, counted
             }
         ),
+        NOW,
     )
     assert usage == QuotaUsage(
         used=UsagePoint(130.0, NOW - 60.0), requested=UsagePoint(150.0, NOW - 180.0), skipped=2
@@ -139,18 +140,20 @@ def test_usage_keeps_the_latest_non_null_point_of_aligned_series() -> None:
 def test_usage_prefers_total_then_pay_as_you_go_and_counts_bad_values() -> None:
     stamps = [NOW * 1000 - 60_000, NOW * 1000]
     total = parse_usage(
-        200, usage_body({"timestamps": stamps, "totalUsedCpu": [7, 9], "usedCpu": [1, 2]})
+        200, usage_body({"timestamps": stamps, "totalUsedCpu": [7, 9], "usedCpu": [1, 2]}), NOW
     )
     assert total.used == UsagePoint(9.0, float(NOW))
-    postpay = parse_usage(200, usage_body({"timestamps": stamps, "postpay-usedCpu": [3.5, "x"]}))
+    postpay = parse_usage(
+        200, usage_body({"timestamps": stamps, "postpay-usedCpu": [3.5, "x"]}), NOW
+    )
     assert (postpay.used, postpay.requested, postpay.skipped) == (
         UsagePoint(3.5, NOW - 60.0),
         None,
         1,
     )
-    assert parse_usage(200, usage_body(None)) == QuotaUsage(None, None)
+    assert parse_usage(200, usage_body(None), NOW) == QuotaUsage(None, None)
     with pytest.raises(ApiError) as caught:
-        parse_usage(200, usage_body([1, 2]))
+        parse_usage(200, usage_body([1, 2]), NOW)
     assert caught.value.reason == "invalid_response"
 
 

@@ -7,10 +7,11 @@ outcome to a callback and raises ``ApiError`` (with a fixed ``reason``) when a p
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -22,8 +23,8 @@ from exporter.api.connect_errors import describe_transport_error
 from exporter.api.errors import ApiError
 from exporter.api.transport.bodies import ACCEPTED_ENCODINGS, content_coding, read_bounded
 from exporter.api.transport.ratelimit import AdaptiveRate
-from exporter.api.transport.retries import PacedRetries
-from exporter.api.wire.outcomes import CONNECTION_ERROR, TIMEOUT, status_label
+from exporter.api.transport.retries import PacedRetries, RetryAllowance
+from exporter.api.wire.outcomes import CANCELLED, CONNECTION_ERROR, TIMEOUT, status_label
 from exporter.api.wire.pages import EVERY_JOB, JobFilter, Page, TimeSlice, parse_page
 from exporter.api.wire.running_jobs import ACTION, API_VERSION, DATE_FORMAT, PAGE_SIZE, PATH
 from exporter.config import PollSettings, Target
@@ -59,8 +60,9 @@ def _host_header(endpoint: str) -> str:
 class RunningJobsClient:
     """Fetches one signed page of GetRunningJobs for one target over a pooled HTTP client.
 
-    One client lives as long as its target's poller, so the learned request rate carries from
-    one poll to the next.
+    One client lives as long as its target's poller, so the learned request rates carry from
+    one poll to the next. Each operation (``action``) has its own budget (``PacedRetries``):
+    its own requests in flight and learned rate, as the service throttles each API apart.
     """
 
     def __init__(
@@ -82,40 +84,65 @@ class RunningJobsClient:
             self._filters["jobOwnerList"] = ",".join(target.owners)
         if target.quotas:
             self._filters["quotaNicknameList"] = ",".join(target.quotas)
-        limits = httpx.Limits(
-            max_connections=settings.page_concurrency,
-            max_keepalive_connections=settings.page_concurrency,
-        )
-        self._retries = PacedRetries(self.fetch_page, settings)
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.timeout),
-            limits=limits,
+        self._budgets: dict[str, PacedRetries] = {ACTION: PacedRetries(settings)}
+        # One TLS context for both pools: building one costs ~30 ms and ~1 MiB.
+        tls = httpx.create_ssl_context(trust_env=False)
+        self._http = self._pool(settings.page_concurrency, tls, transport)
+        # The quota operations have a pool of their own: their connections (hung, or idle after
+        # a round) would lengthen every GetRunningJobs request's pass over a shared pool (httpx
+        # checks every connection it holds, ~1.5x the CPU per jobs request measured), and hung
+        # ones would hold the connections jobs requests wait for. GetQuotaUsage's budget and
+        # one ListQuotas request fit in it at once.
+        self._quota_http = self._pool(settings.page_concurrency + 1, tls, transport)
+
+    def _pool(
+        self, connections: int, tls: ssl.SSLContext, transport: httpx.AsyncBaseTransport | None
+    ) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(self._settings.timeout),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
             transport=transport,
+            verify=tls,
             follow_redirects=False,
             trust_env=False,
             # Only what ``read_bounded`` inflates within its cap (httpx would offer br, zstd).
             headers={"Accept-Encoding": ACCEPTED_ENCODINGS},
         )
 
+    def budget(self, action: str) -> PacedRetries:
+        """``action``'s own requests in flight, learned rate and last error."""
+        if action not in self._budgets:
+            self._budgets[action] = PacedRetries(self._settings)
+        return self._budgets[action]
+
+    def report_to(self, on_request: Callable[[str], None]) -> None:
+        """Tell ``on_request`` each GetRunningJobs request's outcome from now on (a reload
+        hands the client, and its learned rate, to a new poller of an unchanged target)."""
+        self._on_request = on_request
+
     @property
     def rate(self) -> AdaptiveRate:
-        """The learned request rate, carried from one poll to the next."""
-        return self._retries.rate
+        """GetRunningJobs' learned request rate, carried from one poll to the next."""
+        return self._budgets[ACTION].rate
 
     @property
     def request_rate(self) -> float:
-        """Requests per second the client now allows itself (learned from throttling)."""
-        return self._retries.rate.rate
+        """GetRunningJobs requests per second the client now allows itself."""
+        return self._budgets[ACTION].rate.rate
 
     async def fetch_page_with_retries(
         self, piece: TimeSlice, page_number: int, part: JobFilter = EVERY_JOB
     ) -> Page:
-        """One page, paced at the learned rate; what can heal is retried (see ``PacedRetries``)."""
-        return await self._retries.fetch(piece, page_number, part)
+        """One page, paced at GetRunningJobs' learned rate; what can heal is retried (see
+        ``PacedRetries``). The page's ``requests`` counts every attempt."""
+        budget = self._budgets[ACTION]
+        page, attempts = await budget.call(lambda: self.fetch_page(piece, page_number, part))
+        return replace(page, requests=attempts)
 
     async def aclose(self) -> None:
         await self._credentials.aclose()
         await self._http.aclose()
+        await self._quota_http.aclose()
 
     async def fetch_page(
         self, piece: TimeSlice, page_number: int, part: JobFilter = EVERY_JOB
@@ -143,10 +170,15 @@ class RunningJobsClient:
             query["quotaNicknameList"] = ",".join(part.quotas)
         return query
 
-    async def call_with_retries(self, request: Callable[[], Awaitable[T]]) -> tuple[T, int]:
-        """``request()`` paced at the shared learned rate and retried as a page is; (result,
-        attempts)."""
-        return await self._retries.call(request)
+    async def call_with_retries(
+        self,
+        action: str,
+        request: Callable[[], Awaitable[T]],
+        allowance: RetryAllowance | None = None,
+    ) -> tuple[T, int]:
+        """``request()`` paced by ``action``'s own budget and retried as a page is (within
+        ``allowance``, if given); (result, attempts)."""
+        return await self.budget(action).call(request, allowance)
 
     async def get(
         self,
@@ -157,8 +189,10 @@ class RunningJobsClient:
     ) -> RawAnswer:
         """One signed GET of ``action`` on ``path``: its status and capped body, not yet parsed.
 
-        Every operation of the API goes through here, so all share one signer, one credential
-        and one pool of connections; ``on_request`` hears each request's outcome.
+        Every operation of the API goes through here, so all share one signer and one
+        credential (GetRunningJobs has a pool of connections of its own, the quota operations
+        another); ``on_request`` hears each request's outcome, a request cancelled before its
+        answer (the poll ended) included.
         """
         try:
             credentials = await self._credentials.get()
@@ -181,9 +215,10 @@ class RunningJobsClient:
         timeouts are per read, which a server trickling a byte at a time never trips.
         """
         status: int | None = None
+        http = self._http if action == ACTION else self._quota_http
         try:
             async with asyncio.timeout(self._settings.timeout):
-                async with self._http.stream("GET", url, headers=headers) as response:
+                async with http.stream("GET", url, headers=headers) as response:
                     status = response.status_code
                     coding = content_coding(response.headers.get("content-encoding"), status)
                     raw = response.aiter_raw()
@@ -212,6 +247,9 @@ class RunningJobsClient:
             ) from error
         except ApiError:
             on_request(status_label(status or 0))
+            raise
+        except asyncio.CancelledError:
+            on_request(CANCELLED)
             raise
         on_request(status_label(status))
         return status, body, response.headers.get("retry-after")

@@ -1,4 +1,4 @@
-"""The client-side request rate: learned from the service's throttling, shared by a target's polls.
+"""The client-side request rate: learned from the service's throttling, per target and operation.
 
 The service's limit is not published and may change, so the rate is found the way TCP finds a
 path's capacity. Before the first throttle it starts polite and doubles while requests succeed
@@ -7,7 +7,8 @@ and the rate is what holds them back (slow start). A ``Throttling*``/429 answer 
 adaptive retry mode does: quickly at first, levelling off at the rate that was throttled (reached
 ``K`` seconds after the cut), then probing beyond it ever faster. So a burst of throttling does
 not leave the exporter crawling for minutes. The learned rate lives as long as the target's
-client, so each poll starts where the last one ended.
+client, so each poll starts where the last one ended; each operation learns its own (the service
+throttles each API apart).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ class InFlightLimit:
     def __init__(self, rate: AdaptiveRate, ceiling: int) -> None:
         self._rate = rate
         self.ceiling = max(1, ceiling)
-        self.latency: float | None = None  # seconds, a moving average of successful answers
+        self.latency: float | None = None  # seconds, a moving average of answers and timeouts
         self.in_flight = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
@@ -135,7 +136,7 @@ class InFlightLimit:
         return max(1, min(self.ceiling, wanted))
 
     def observe(self, seconds: float) -> None:
-        """A successful answer took ``seconds``: fold it into the latency (EWMA)."""
+        """An answer (or a timeout) took ``seconds``: fold it into the latency (EWMA)."""
         if self.latency is None:
             self.latency = seconds
         else:

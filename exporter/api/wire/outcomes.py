@@ -12,6 +12,8 @@ KEPT_STATUS_CODES = frozenset({200, 400, 401, 403, 404, 429, 500, 502, 503, 504}
 # Outcomes of a request that got no HTTP status.
 TIMEOUT = "timeout"
 CONNECTION_ERROR = "connection_error"
+# Sent, but the poll ended (its deadline, or shutdown) before the answer came.
+CANCELLED = "cancelled"
 
 
 def status_label(status: int) -> str:

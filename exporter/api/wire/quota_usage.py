@@ -4,7 +4,8 @@
 ``subQuotaNickname`` for a level-2 quota. ``from`` and ``to`` are seconds; the answer's
 ``data.metrics.timestamps`` are milliseconds, and each series beside them is aligned with them,
 nulls allowed. ``data.metrics`` is typed as a free map: a key not read here, a series of the
-wrong length or a value that is not a number is skipped and counted, never a failure.
+wrong length, a value that is not a number (or out of range, as 10**400) or a timestamp outside
+the asked window is skipped and counted, never a failure.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ USAGE_RAM_ACTION = "odps:GetQuotaUsage"
 USAGE_LOOKBACK_SECONDS = 600
 # Timestamps above this are milliseconds (10^11 s is the year 5138).
 MILLISECONDS_ABOVE = 10**11
+# How far past the exporter's clock a point may lie and still be read (the clocks' skew): a
+# point from the future would otherwise win over every real one, served as 0 seconds old.
+USAGE_CLOCK_SKEW_SECONDS = 60
 
 # Every key code calling the real service reads; only the used and requested ones are exported.
 KNOWN_KEYS = frozenset(
@@ -78,24 +82,35 @@ def usage_query(now: float, sub_quota: str | None) -> dict[str, str]:
 
 
 def _number(value: object) -> float | None:
+    """A finite number >= 0 as a float, else None (10**400 too: valid JSON, no float)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(value) and value >= 0 else None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def usage_window(now: float) -> tuple[float, float]:
+    """The closed interval a point's time must lie in to be read: from the asked ``from``
+    (``USAGE_LOOKBACK_SECONDS`` back) to ``USAGE_CLOCK_SKEW_SECONDS`` past ``now``."""
+    return float(int(now) - USAGE_LOOKBACK_SECONDS), now + USAGE_CLOCK_SKEW_SECONDS
 
 
 class AlignedSeries:
-    """The answer's series that line up with its timestamps; the others are skipped, counted."""
+    """The answer's series that line up with its timestamps; the others are skipped, counted.
 
-    def __init__(self, metrics: Mapping) -> None:
+    A timestamp that is no number, or lies outside ``usage_window(now)``, is skipped and counted
+    once: the points at it are not read.
+    """
+
+    def __init__(self, metrics: Mapping, now: float) -> None:
         self.skipped = 0
         stamps = metrics.get("timestamps")
         self.times: list[float | None] = []
         if isinstance(stamps, list):
-            for stamp in stamps:
-                seconds = _number(stamp)
-                if seconds is not None and seconds > MILLISECONDS_ABOVE:
-                    seconds /= 1000.0
-                self.times.append(seconds or None)
+            self.times = [self._time(stamp, now) for stamp in stamps]
         elif stamps is not None:
             self.skipped += 1
         self.series: dict[str, Sequence[object]] = {}
@@ -108,6 +123,18 @@ class AlignedSeries:
                 self.skipped += 1  # misaligned: which value belongs to which minute is unknown
             else:
                 self.series[key] = values
+
+    def _time(self, stamp: object, now: float) -> float | None:
+        if stamp is None:
+            return None
+        seconds = _number(stamp)
+        if seconds is not None and seconds > MILLISECONDS_ABOVE:
+            seconds /= 1000.0
+        start, end = usage_window(now)
+        if seconds is None or not start <= seconds <= end:
+            self.skipped += 1
+            return None
+        return seconds
 
     def value(self, key: str, index: int) -> float | None:
         values = self.series.get(key)
@@ -142,8 +169,9 @@ class AlignedSeries:
         return best
 
 
-def parse_usage(status: int, body: bytes, retry_after: str | None = None) -> QuotaUsage:
-    """One GetQuotaUsage answer: its latest used and requested points; or ``ApiError``."""
+def parse_usage(status: int, body: bytes, now: float, retry_after: str | None = None) -> QuotaUsage:
+    """One GetQuotaUsage answer asked at ``now``: its latest used and requested points within
+    the asked window; or ``ApiError``."""
     envelope, request_id = open_envelope(status, body, retry_after, USAGE_ACTION)
     data = envelope.get("data")
     if not isinstance(data, dict):
@@ -153,7 +181,7 @@ def parse_usage(status: int, body: bytes, retry_after: str | None = None) -> Quo
         return QuotaUsage(None, None)  # no points yet: nothing to say, nothing wrong
     if not isinstance(metrics, dict):
         raise ApiError("invalid_response", "data.metrics is not an object", request_id=request_id)
-    aligned = AlignedSeries(metrics)
+    aligned = AlignedSeries(metrics, now)
     used = aligned.latest("used")
     requested = aligned.latest("requested")
     return QuotaUsage(used, requested, aligned.skipped)

@@ -55,6 +55,18 @@ class QuotaPage:
     skipped: int
 
 
+def _finite(value: object) -> float | None:
+    """A number (or a numeric string) as a finite float, else None: 10**400 is valid JSON and
+    no float, "1e400" is infinite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 class Skips:
     """Counts values skipped while one answer is read."""
 
@@ -67,18 +79,11 @@ class Skips:
             if key not in parameter or parameter[key] is None:
                 continue
             value = parameter[key]
-            if isinstance(value, str):
-                try:
-                    value = float(value)
-                except ValueError:
-                    value = None
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            number = _finite(value)
+            if number is None or number < 0:
                 self.count += 1
                 return None
-            if not math.isfinite(value) or value < 0:
-                self.count += 1
-                return None
-            return float(value)
+            return number
         return None
 
     def text(self, record: Mapping, key: str, fallback: str = "") -> str:

@@ -15,6 +15,10 @@ knows nothing of it.
   polls.
 - The first good poll of a target is a baseline and counts nothing; a failed poll is never
   handed up, so the next good one is compared with the last good one.
+- A job counted finished that is seen running again (an answer that left it out, or a service
+  flapping) **reappeared**: not a new start; and it is not counted finished a second time. The
+  tracker remembers the jobs counted finished while they are still in the window (at most
+  ``MAX_FINISHED_REMEMBERED`` per target, the oldest forgotten first).
 - A poll whose counts said more jobs than its answers showed (``UnseenJobs``: a service listing
   one second's jobs in another order on every answer) may have missed a running job: a job new
   to the next poll in that part, up to that many, was unseen, not started (counted as
@@ -25,7 +29,7 @@ knows nothing of it.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 
 from exporter.api.wire.jobs import RunningJob
@@ -104,6 +108,8 @@ class FinishedJob:
     job: TrackedJob
     # From runningAtTime to the last poll that saw it running: a lower bound.
     run_seconds: int
+    # Remembered by the tracker, so that the job seen again is not started nor finished twice.
+    instance_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,17 +123,27 @@ class JobChanges:
     # New to the view because it reaches further back than the last one's: not started.
     came_into_view: int
 
+    # Counted finished before and seen running again: not started (nor finished twice).
+    reappeared: tuple[TrackedJob, ...] = ()
+
 
 NO_CHANGES = JobChanges((), (), 0, 0)
+# Per target, the jobs counted finished that are remembered (about 100 bytes each).
+MAX_FINISHED_REMEMBERED = 100_000
 
 
-def job_changes(last: SeenJobs, new: SeenJobs) -> JobChanges:
-    """The jobs that started and finished between ``last`` and ``new`` (see the module doc)."""
-    started, came_into_view = [], 0
+def job_changes(
+    last: SeenJobs, new: SeenJobs, finished_before: Container[str] = frozenset()
+) -> JobChanges:
+    """The jobs that started and finished between ``last`` and ``new`` (see the module doc);
+    ``finished_before``: the ids counted finished at an earlier poll."""
+    started, came_into_view, reappeared = [], 0, []
     unseen_left = [part.count for part in last.unseen]
     for instance_id in sorted(new.jobs.keys() - last.jobs.keys()):
         job = new.jobs[instance_id]
-        if job.submitted_at < last.window.start or was_unseen(job, last.unseen, unseen_left):
+        if instance_id in finished_before:
+            reappeared.append(job)
+        elif job.submitted_at < last.window.start or was_unseen(job, last.unseen, unseen_left):
             came_into_view += 1
         else:
             started.append(job)
@@ -137,9 +153,9 @@ def job_changes(last: SeenJobs, new: SeenJobs) -> JobChanges:
         job = last.jobs[instance_id]
         if job.submitted_at < new.window.start:
             aged_out += 1
-        else:
-            finished.append(FinishedJob(job, max(0, seen_at - job.running_at)))
-    return JobChanges(tuple(started), tuple(finished), aged_out, came_into_view)
+        elif instance_id not in finished_before:
+            finished.append(FinishedJob(job, max(0, seen_at - job.running_at), instance_id))
+    return JobChanges(tuple(started), tuple(finished), aged_out, came_into_view, tuple(reappeared))
 
 
 def was_unseen(job: TrackedJob, unseen: tuple[UnseenJobs, ...], left: list[int]) -> bool:
@@ -162,11 +178,14 @@ class JobTracker:
 
     def __init__(self) -> None:
         self._last: dict[Target, SeenJobs] = {}
+        # Per target, the jobs counted finished (instanceId -> submittedAtTime), oldest first.
+        self._finished: dict[Target, dict[str, int]] = {}
 
     def retain(self, targets: Iterable[Target]) -> None:
         """Forget every target but ``targets`` (the configuration's, after a reload)."""
         keep = set(targets)
         self._last = {target: seen for target, seen in self._last.items() if target in keep}
+        self._finished = {t: ids for t, ids in self._finished.items() if t in keep}
 
     def last(self, target: Target) -> SeenJobs | None:
         """``target``'s last good poll, if there was one."""
@@ -174,10 +193,27 @@ class JobTracker:
 
     def tracked(self) -> int:
         """Jobs remembered across all targets (the memory this step holds)."""
-        return sum(len(seen.jobs) for seen in self._last.values())
+        running = sum(len(seen.jobs) for seen in self._last.values())
+        return running + sum(len(ids) for ids in self._finished.values())
 
     def observe(self, target: Target, seen: SeenJobs) -> JobChanges | None:
         """Remember ``seen`` as ``target``'s last good poll; None for a baseline."""
         last = self._last.get(target)
         self._last[target] = seen
-        return None if last is None else job_changes(last, seen)
+        if last is None:
+            return None
+        finished = self._finished.setdefault(target, {})
+        changes = job_changes(last, seen, finished)
+        self._remember(finished, changes, seen.window.start)
+        return changes
+
+    @staticmethod
+    def _remember(finished: dict[str, int], changes: JobChanges, window_start: int) -> None:
+        """Add the jobs counted finished; forget those out of the window (they cannot come
+        back into it) and, past the bound, the oldest."""
+        for instance_id in [i for i, submitted in finished.items() if submitted < window_start]:
+            del finished[instance_id]
+        for done in changes.finished:
+            finished[done.instance_id] = done.job.submitted_at
+        for instance_id in list(finished)[: max(0, len(finished) - MAX_FINISHED_REMEMBERED)]:
+            del finished[instance_id]

@@ -48,10 +48,14 @@ class QuotaStatus:
 class QuotaStore:
     """Each target's latest quota status, swapped whole on every publication."""
 
-    def __init__(self, targets: tuple[Target, ...]) -> None:
+    def __init__(
+        self, targets: tuple[Target, ...], carried: Mapping[Target, QuotaStatus] | None = None
+    ) -> None:
+        """``carried``: statuses a reload keeps (of the targets it left unchanged)."""
+        carried = carried or {}
         self._lock = threading.Lock()
         self._statuses: Mapping[Target, QuotaStatus] = MappingProxyType(
-            {target: QuotaStatus(target) for target in targets}
+            {target: carried.get(target) or QuotaStatus(target) for target in targets}
         )
 
     def statuses(self) -> tuple[QuotaStatus, ...]:

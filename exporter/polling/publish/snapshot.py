@@ -61,10 +61,14 @@ class TargetStatus:
 class SnapshotStore:
     """Each target's latest status; ``generation`` changes whenever any of them does."""
 
-    def __init__(self, targets: tuple[Target, ...]) -> None:
+    def __init__(
+        self, targets: tuple[Target, ...], carried: Mapping[Target, TargetStatus] | None = None
+    ) -> None:
+        """``carried``: statuses a reload keeps (of the targets it left unchanged)."""
+        carried = carried or {}
         self._lock = threading.Lock()
         self._statuses: Mapping[Target, TargetStatus] = MappingProxyType(
-            {target: TargetStatus(target) for target in targets}
+            {target: carried.get(target) or TargetStatus(target) for target in targets}
         )
         self._generation = 0
         self._on_success: list[Callable[[TargetStatus], None]] = []

@@ -18,12 +18,14 @@ from exporter.api.errors import ApiError
 from exporter.api.transport.client import RunningJobsClient
 from exporter.api.wire.jobs import RunningJob
 from exporter.api.wire.pages import JobFilter
+from exporter.api.wire.running_jobs import ACTION
 from exporter.config import PollSettings, Target
 from exporter.config.model import DEFAULT_RUN_TIME_BUCKETS
 from exporter.polling.derive.aggregation import MAX_QUOTAS_PER_TARGET, AggregateResult, aggregate
 from exporter.polling.derive.job_changes import UnseenJobs
 from exporter.polling.derive.project_fold import fold_projects
 from exporter.polling.derive.run_times import RunTimeFold
+from exporter.polling.derive.start_times import started_by
 from exporter.polling.publish.snapshot import PollFailure, Snapshot, SnapshotStore
 from exporter.polling.read.burst_parts import Combination
 from exporter.polling.read.slices import (
@@ -72,6 +74,20 @@ class ReadPlan:
         return slide_plan(self.slices, window, self.head_jobs_per_second)
 
 
+def out_of_time(deadline: float, last_error: ApiError | None) -> ApiError:
+    """What a poll that ran out of time failed of: the last error its requests met (503s
+    retried until the deadline are a server error), ``deadline`` only if every request was
+    answered (a healthy but slow read)."""
+    if last_error is None:
+        return ApiError("deadline", f"poll took longer than its deadline of {deadline:g}s")
+    return ApiError(
+        last_error.reason,
+        f"poll ran out of its deadline of {deadline:g}s; its requests last failed: {last_error}",
+        status=last_error.status,
+        error_code=last_error.error_code,
+    )
+
+
 def dense_seconds(read: WindowRead) -> dict[int, Counter[Combination]]:
     """Per second of a slice too narrow to cut by time that held more jobs than a part of a
     page, its jobs by (quota, owner): the few jobs beside a burst in its two-second slice too,
@@ -100,7 +116,10 @@ class TargetPoller:
         run_time_buckets: tuple[float, ...] = DEFAULT_RUN_TIME_BUCKETS,
         max_projects_per_quota: int = 500,
         max_quotas: int = MAX_QUOTAS_PER_TARGET,
+        carried: TargetPoller | None = None,
     ) -> None:
+        """``carried``: the poller of the same target with the same settings before a reload;
+        its client (learned rate, credentials, connections) and read plan go on here."""
         self.target = target
         self._top_jobs = top_jobs
         self._run_time_buckets = run_time_buckets
@@ -110,16 +129,20 @@ class TargetPoller:
         self._store = store
         self._clock = clock
         self._observer = observer
-        self._client = RunningJobsClient(
-            target, settings, on_request=lambda code: observer.request_sent(target, code)
-        )
+        self._client = carried.client if carried else RunningJobsClient(target, settings)
+        self._client.report_to(self._request_ended)
+        self._requests = 0  # GetRunningJobs requests this poll sent, whatever their end
         observer.rate_learned(target, self._client.request_rate)
-        self._plan: ReadPlan | None = None
+        self._plan: ReadPlan | None = carried._plan if carried else None
         self._reader: WindowReader | None = None
         self._dense_jobs: dict[str, RunningJob] = {}  # the last good read's, for unseen jobs
         # Warned about once per episode: a failure (per change of error), a window too short.
-        self._failing = Episode()
-        self._near_edge = Episode()
+        self._failing = carried._failing if carried else Episode()
+        self._near_edge = carried._near_edge if carried else Episode()
+
+    def _request_ended(self, code: str) -> None:
+        self._requests += 1
+        self._observer.request_sent(self.target, code)
 
     @property
     def client(self) -> RunningJobsClient:
@@ -146,11 +169,14 @@ class TargetPoller:
         started = time.monotonic()
         deadline = self._settings.effective_deadline
         self._reader = None  # a poll that fails before its read reports nothing of the last one
+        self._requests = 0
+        jobs_budget = self._client.budget(ACTION)
+        jobs_budget.last_error = None
         try:
             async with asyncio.timeout(deadline):
                 read = await self._read()
             result = aggregate(
-                read.jobs(),
+                started_by(read.jobs(), read.window.end),
                 top_jobs=self._top_jobs,
                 run_times=RunTimeFold(self._run_time_buckets, read.window.end),
                 max_quotas=self._max_quotas,
@@ -158,10 +184,7 @@ class TargetPoller:
         except ApiError as error:
             return self._failed(error, started)
         except TimeoutError:
-            return self._failed(
-                ApiError("deadline", f"poll took longer than its deadline of {deadline:g}s"),
-                started,
-            )
+            return self._failed(out_of_time(deadline, jobs_budget.last_error), started)
         except Exception as error:  # any other failure is a failed poll too, never an escape
             log.debug("poll failed inside the exporter", exc_info=True)
             return self._failed(
@@ -177,7 +200,7 @@ class TargetPoller:
             self.target,
             PollOutcome(
                 seconds=time.monotonic() - started,
-                requests=reader.requests if reader is not None else None,
+                requests=self._requests,
                 rereads=reader.rereads if reader is not None else 0,
                 request_rate=self._client.request_rate,
                 **outcome,
@@ -245,10 +268,11 @@ class TargetPoller:
     def _derive(self, read: WindowRead) -> None:
         """Hand the published poll's jobs to the steps that compare successive polls, with the
         last poll's jobs its counts say are still there unseen (``unseen_carry``)."""
-        jobs = [*read.jobs(), *carried_jobs(self._dense_jobs, read)]
-        self._dense_jobs = dense_jobs(jobs, read)
+        shown = [*read.jobs(), *carried_jobs(self._dense_jobs, read)]
+        self._dense_jobs = dense_jobs(shown, read)
         unseen = tuple(UnseenJobs(u.piece, u.part.quotas, u.unseen) for u in read.unsure)
         try:
+            jobs = started_by(shown, read.window.end)
             self._observer.poll_published(self.target, read.window, jobs, unseen)
         except Exception:  # a defect there must not undo a published poll, nor escape
             log.error(

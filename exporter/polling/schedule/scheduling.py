@@ -65,13 +65,18 @@ class PollScheduler:
         interval: float,
         others: Sequence[ScheduledPoll] = (),
         interval_of: Callable[[Target], float] | None = None,
+        first_poll_at: Callable[[Target], float | None] | None = None,
     ) -> None:
+        """``first_poll_at``: when a target's first poll is due (Unix seconds), if not at once:
+        a target a reload left unchanged keeps its schedule."""
         self._in_flight: set[asyncio.Task] = set()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         now = datetime.now(UTC)
         for index, poller in enumerate(pollers):
             every = interval_of(poller.target) if interval_of is not None else interval
-            self._add(index, poller, every, now)
+            due = first_poll_at(poller.target) if first_poll_at is not None else None
+            first = now if due is None else max(now, datetime.fromtimestamp(due, UTC))
+            self._add(index, poller, every, first)
         for index, other in enumerate(others):
             self._scheduler.add_job(
                 run_guarded,
@@ -85,13 +90,13 @@ class PollScheduler:
                 args=(other.run, other.name, self._in_flight),
             )
 
-    def _add(self, index: int, poller: TargetPoller, interval: float, now: datetime) -> None:
+    def _add(self, index: int, poller: TargetPoller, interval: float, first: datetime) -> None:
         self._scheduler.add_job(
             run_poll,
             IntervalTrigger(seconds=interval, timezone=UTC),
             id=f"poll-{index}-{poller.target.name}",
             name=f"poll {poller.target.name}",
-            next_run_time=now,
+            next_run_time=first,
             max_instances=1,
             coalesce=True,
             misfire_grace_time=max(1, int(interval)),

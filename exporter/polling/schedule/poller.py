@@ -135,7 +135,8 @@ class TargetPoller:
         observer.rate_learned(target, self._client.request_rate)
         self._plan: ReadPlan | None = carried._plan if carried else None
         self._reader: WindowReader | None = None
-        self._dense_jobs: dict[str, RunningJob] = {}  # the last good read's, for unseen jobs
+        # The last good read's dense jobs, for its unseen ones; a reload hands them on.
+        self._dense_jobs: dict[str, RunningJob] = carried._dense_jobs if carried else {}
         # Warned about once per episode: a failure (per change of error), a window too short.
         self._failing = carried._failing if carried else Episode()
         self._near_edge = carried._near_edge if carried else Episode()

@@ -6,13 +6,15 @@ with it its learned request rate, credentials and connections. If the metrics se
 same too, it keeps its published state (last good snapshot, readiness, last failure, and with
 them its schedule: see ``wiring.Exporter.first_poll_at``) and, if the quota poll's settings are
 the same as well, its quota state; with the same constant labels, interval and counter
-retention, its jobs over time keep counting. So a reload that changes one target of fifty
-leaves the other forty-nine up, ready and served as they were; only the changed one starts over.
+retention, its jobs over time and its consumption keep counting. So a reload that changes one
+target of fifty leaves the other forty-nine up, ready and served as they were; only the
+changed one starts over.
 """
 
 from __future__ import annotations
 
 from exporter.config import Config, Target
+from exporter.metrics.consumption import ConsumptionMetrics
 from exporter.metrics.job_changes import JobChangeMetrics
 from exporter.polling.publish.quota_snapshot import QuotaStatus, QuotaStore
 from exporter.polling.publish.snapshot import SnapshotStore, TargetStatus
@@ -51,14 +53,22 @@ class ReloadCarry:
             return {}
         return {t: store.status(t) for t in self._new.targets if self._keeps_data(t)}
 
-    def job_changes(self, running: JobChangeMetrics | None) -> JobChangeMetrics | None:
-        """The running jobs-over-time counters, if they can go on (the same settings and
-        labels); they then forget the targets the new configuration does not have."""
+    def _keeps_counters(self) -> bool:
+        """The same metrics settings, labels, interval and counter retention: counters that
+        were counting go on."""
         old, new = self._old, self._new
-        same = old is not None and (
+        return old is not None and (
             old.metrics == new.metrics
             and old.counter_retention == new.counter_retention
             and old.constant_label_names == new.constant_label_names
             and old.poll.interval == new.poll.interval
         )
-        return running if same else None
+
+    def job_changes(self, running: JobChangeMetrics | None) -> JobChangeMetrics | None:
+        """The running jobs-over-time counters, if they can go on (the same settings and
+        labels); they then forget the targets the new configuration does not have."""
+        return running if self._keeps_counters() else None
+
+    def consumption(self, running: ConsumptionMetrics | None) -> ConsumptionMetrics | None:
+        """The running share-seconds counters, on the same terms as jobs over time."""
+        return running if self._keeps_counters() else None

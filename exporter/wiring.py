@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporter.config import Config, ConfigError, Target
-from exporter.metrics.registries import ExporterMetrics
+from exporter.metrics.registries import ConsumptionOptions, ExporterMetrics
 from exporter.metrics.rendering import MetricsRenderer
 from exporter.polling.derive.counter_fold import FoldLimits
 from exporter.polling.publish.quota_snapshot import QuotaStore
@@ -46,23 +46,7 @@ class Exporter:
         self.quota_store = QuotaStore(
             config.targets, carry.quota_statuses(previous and previous.quota_store)
         )
-        self.metrics = ExporterMetrics(
-            self.store,
-            config.targets,
-            config.constant_label_names,
-            config.poll.interval,
-            max_staleness=config.poll.effective_max_staleness,
-            top_jobs=config.metrics.top_jobs,
-            job_changes=config.metrics.job_changes,
-            queue_wait_buckets=config.metrics.queue_wait_buckets,
-            run_time_buckets=config.metrics.run_time_buckets,
-            job_tracker=previous.metrics.job_tracker if previous else None,
-            quota_store=self.quota_store,
-            quota_poll=config.quota_poll,
-            poll_for=config.poll_for,
-            counter_limits=FoldLimits.of(config),
-            carried_job_changes=carry.job_changes(previous and previous.metrics.job_changes),
-        )
+        self.metrics = exporter_metrics(config, self.store, self.quota_store, previous, carry)
         self.renderer = MetricsRenderer(self.store, self.metrics)
         # Targets whose poller (its client) the next exporter took over: not closed here.
         self._handed_over: set[Target] = set()
@@ -118,6 +102,41 @@ class Exporter:
         for poller in self.pollers:
             if poller.target not in self._handed_over:
                 await poller.aclose()
+
+
+def exporter_metrics(
+    config: Config,
+    store: SnapshotStore,
+    quota_store: QuotaStore,
+    previous: Exporter | None,
+    carry: ReloadCarry,
+) -> ExporterMetrics:
+    """The metrics of ``config``'s exporter; on a reload, what ``carry`` keeps of ``previous``'s
+    (its trackers always, its counters where the settings are the same)."""
+    last = previous.metrics if previous is not None else None
+    return ExporterMetrics(
+        store,
+        config.targets,
+        config.constant_label_names,
+        config.poll.interval,
+        max_staleness=config.poll.effective_max_staleness,
+        top_jobs=config.metrics.top_jobs,
+        job_changes=config.metrics.job_changes,
+        queue_wait_buckets=config.metrics.queue_wait_buckets,
+        run_time_buckets=config.metrics.run_time_buckets,
+        job_tracker=last.job_tracker if last else None,
+        quota_store=quota_store,
+        quota_poll=config.quota_poll,
+        poll_for=config.poll_for,
+        counter_limits=FoldLimits.of(config),
+        carried_job_changes=carry.job_changes(last and last.job_changes),
+        consumption=ConsumptionOptions(
+            owners=config.metrics.owner_consumption,
+            max_owners=config.metrics.max_owners_per_quota,
+            tracker=last.consumption_tracker if last else None,
+            carried=carry.consumption(last and last.consumption),
+        ),
+    )
 
 
 def quota_schedule(quota_pollers: list[QuotaPoller]) -> list[ScheduledPoll]:

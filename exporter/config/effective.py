@@ -102,6 +102,8 @@ def render_effective_settings(config: Config) -> str:
             "max_projects_per_quota": config.metrics.max_projects_per_quota,
             "max_quotas_per_target": config.metrics.max_quotas_per_target,
             "job_changes": config.metrics.job_changes,
+            "owner_consumption": config.metrics.owner_consumption,
+            "max_owners_per_quota": config.metrics.max_owners_per_quota,
             "counter_retention": format_duration(config.counter_retention),
         },
         "quota_poll": {

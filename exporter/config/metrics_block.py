@@ -21,10 +21,12 @@ METRICS_LIMITS = {
     "top_jobs": (0, MAX_TOP_JOBS),
     "max_projects_per_quota": (1, 10_000),
     "max_quotas_per_target": (1, 10_000),
+    "max_owners_per_quota": (1, 10_000),
 }
+METRICS_SWITCHES = ("job_changes", "owner_consumption")
 METRICS_KEYS = {
     *METRICS_LIMITS,
-    "job_changes",
+    *METRICS_SWITCHES,
     "queue_wait_buckets",
     "run_time_buckets",
     "counter_retention",
@@ -38,8 +40,9 @@ def parse_metrics(value: object) -> MetricsSettings:
         for name, (low, high) in METRICS_LIMITS.items()
         if name in block
     }
-    if "job_changes" in block:
-        settings["job_changes"] = boolean("metrics.job_changes", block["job_changes"])
+    for name in METRICS_SWITCHES:
+        if name in block:
+            settings[name] = boolean(f"metrics.{name}", block[name])
     for name in ("queue_wait_buckets", "run_time_buckets"):
         if name in block:
             settings[name] = bucket_bounds(f"metrics.{name}", block[name])

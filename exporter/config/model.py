@@ -95,9 +95,14 @@ class MetricsSettings:
     max_projects_per_quota: int = 500
     # More distinct quotas than this in one poll fail it as too_many_groups.
     max_quotas_per_target: int = 100
-    # Counter series (jobs over time) neither counted nor seen this long are dropped, and the
-    # projects named in them re-chosen this often. None: Config.counter_retention's default.
+    # Counter series (jobs over time, consumption) neither counted nor seen this long are
+    # dropped, and the projects named in them re-chosen this often. None: Config.
+    # counter_retention's default.
     counter_retention: float | None = None
+    # Consumption by jobOwner (maxcompute_owner_cu_share_seconds_total): off, its series grow
+    # with the owners; per target and quota at most max_owners_per_quota keep their own.
+    owner_consumption: bool = False
+    max_owners_per_quota: int = 20
 
 
 @dataclass(frozen=True, slots=True)

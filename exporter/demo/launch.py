@@ -65,7 +65,8 @@ def demo_config(endpoint: str, speed: float = 1.0) -> Config:
         endpoint=endpoint,
         credentials=Credentials(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET),
     )
-    # The per-job view is on so that the demo's alerts and dashboard name the jobs.
+    # The per-job view is on so that the demo's alerts and dashboard name the jobs; the owner
+    # view of consumption so that its dashboard panel has owners to show.
     return Config(
         targets=(target,),
         poll=PollSettings(
@@ -74,7 +75,7 @@ def demo_config(endpoint: str, speed: float = 1.0) -> Config:
             timeout=10.0 / speed,
             retry_backoff=0.5 / speed,
         ),
-        metrics=MetricsSettings(top_jobs=5),
+        metrics=MetricsSettings(top_jobs=5, owner_consumption=True),
         quota_poll=QuotaPollSettings(quotas_interval=60.0 / speed, usage_interval=15.0 / speed),
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry
 
@@ -15,6 +16,7 @@ from exporter.api.wire.quotas import LIST_QUOTAS_ACTION
 from exporter.config import PollSettings, QuotaPollSettings, Target
 from exporter.config.model import DEFAULT_QUEUE_WAIT_BUCKETS, DEFAULT_RUN_TIME_BUCKETS
 from exporter.metrics.collectors import JobMetricsCollector, TargetStatusCollector
+from exporter.metrics.consumption import ConsumptionMetrics
 from exporter.metrics.job_changes import JobChangeMetrics
 from exporter.metrics.job_chunks import TargetFamilies
 from exporter.metrics.job_view import TopJobsCollector
@@ -24,6 +26,7 @@ from exporter.metrics.quota_poll_metrics import QuotaPollMetrics
 from exporter.metrics.run_times import RunTimesCollector
 from exporter.metrics.series_cost import SeriesCostCollector
 from exporter.metrics.staleness import Staleness
+from exporter.polling.derive.consumption import ConsumptionTracker
 from exporter.polling.derive.counter_fold import DEFAULT_FOLD_LIMITS, FoldLimits
 from exporter.polling.derive.job_changes import JobTracker, UnseenJobs
 from exporter.polling.publish.quota_snapshot import QuotaStore
@@ -33,12 +36,31 @@ from exporter.polling.schedule.observer import PollOutcome
 QUOTA_POLL_OFF = QuotaPollSettings(quotas=False, usage=False)
 
 
-class PollReports:
-    """The observer the pollers report to: the self-metrics, then jobs over time (if on)."""
+@dataclass(frozen=True, slots=True)
+class ConsumptionOptions:
+    """The consumption counters' settings: the owner view and its cap; on a reload, the last
+    exporter's tracker and (if its settings were the same) its counters."""
 
-    def __init__(self, polls: PollMetrics, job_changes: JobChangeMetrics | None) -> None:
+    owners: bool = False
+    max_owners: int = 20
+    tracker: ConsumptionTracker | None = None
+    # The last exporter's counters, made with the same settings: they go on counting.
+    carried: ConsumptionMetrics | None = None
+
+
+class PollReports:
+    """The observer the pollers report to: the self-metrics, then jobs over time (if on) and
+    consumption."""
+
+    def __init__(
+        self,
+        polls: PollMetrics,
+        job_changes: JobChangeMetrics | None,
+        consumption: ConsumptionMetrics | None = None,
+    ) -> None:
         self.polls = polls
         self.job_changes = job_changes
+        self.consumption = consumption
 
     def request_sent(self, target: Target, code: str) -> None:
         self.polls.request_sent(target, code)
@@ -48,6 +70,8 @@ class PollReports:
 
     def poll_ended(self, target: Target, outcome: PollOutcome) -> None:
         self.polls.poll_ended(target, outcome)
+        if outcome.failure is not None and self.consumption is not None:
+            self.consumption.poll_failed(target)
 
     def poll_published(
         self,
@@ -56,8 +80,12 @@ class PollReports:
         jobs: Iterable[RunningJob],
         unseen: tuple[UnseenJobs, ...] = (),
     ) -> None:
+        # The jobs are handed up as an iterator, read once: every step here gets the list.
+        jobs = list(jobs)
         if self.job_changes is not None:
             self.job_changes.poll_published(target, window, jobs, unseen)
+        if self.consumption is not None:
+            self.consumption.poll_published(target, window, jobs)
 
 
 class ExporterMetrics:
@@ -68,7 +96,8 @@ class ExporterMetrics:
     ``job_changes`` add the per-job view and jobs over time (``metrics.*`` in the config);
     ``job_tracker`` is the last exporter's, on a reload, ``carried_job_changes`` its jobs over
     time if it had the same settings; ``counter_limits`` bound the counters' series
-    (``polling.derive.counter_fold``).
+    (``polling.derive.counter_fold``); ``consumption`` holds the share-seconds counters' owner
+    view and, on a reload, the last exporter's tracker and counters.
     """
 
     def __init__(
@@ -91,13 +120,13 @@ class ExporterMetrics:
         poll_for: Callable[[Target], PollSettings] | None = None,
         counter_limits: FoldLimits = DEFAULT_FOLD_LIMITS,
         carried_job_changes: JobChangeMetrics | None = None,
+        consumption: ConsumptionOptions | None = None,
     ) -> None:
         # Targets with their own targets[].poll: their interval and staleness limit.
         own = {t: poll_for(t) for t in targets} if poll_for is not None else {}
         intervals = {target: poll.interval for target, poll in own.items()}
         limits = {target: poll.effective_max_staleness for target, poll in own.items()}
         self.staleness = Staleness(max_staleness, clock, limits)
-        self.job_registry = CollectorRegistry(auto_describe=True)
         # The job collectors, in exposition order: the renderer renders them a target at a time.
         self.job_collectors = self._job_collectors(
             store, label_names, interval, top_jobs, set(intervals.values())
@@ -113,9 +142,9 @@ class ExporterMetrics:
             targets, label_names, interval, job_changes, queue_wait_buckets, run_time_buckets,
             job_tracker, counter_limits, carried_job_changes,
         )  # fmt: skip
-        self.polls = PollReports(
-            PollMetrics(self.self_registry, targets, label_names), self.job_changes
-        )
+        self._consumption(targets, label_names, interval, consumption, counter_limits)
+        polls = PollMetrics(self.self_registry, targets, label_names)
+        self.polls = PollReports(polls, self.job_changes, self.consumption)
         self.quota_polls = self._quota_metrics(targets, label_names, quota_store, quota_poll, clock)
         if process_metrics:
             for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
@@ -137,6 +166,7 @@ class ExporterMetrics:
         if top_jobs > 0:  # off by default: its series grow with the number of targets
             collectors += (TopJobsCollector(store, label_names, top_jobs, self.staleness),)
         collectors += (RunTimesCollector(store, label_names, interval, self.staleness),)
+        self.job_registry = CollectorRegistry(auto_describe=True)
         for collector in collectors:
             self.job_registry.register(collector)
         return collectors
@@ -177,6 +207,35 @@ class ExporterMetrics:
         )
         self.self_registry.register(changes)
         return changes
+
+    def _consumption(
+        self,
+        targets: tuple[Target, ...],
+        label_names: tuple[str, ...],
+        interval: float,
+        options: ConsumptionOptions | None,
+        limits: FoldLimits,
+    ) -> None:
+        """``consumption``, the share-seconds counters: integrated after a poll is published,
+        rendered per scrape with the exporter's own; and their ``consumption_tracker``."""
+        options = options or ConsumptionOptions()
+        # The last good poll of each target, kept across reloads for the targets that stay.
+        self.consumption_tracker = options.tracker or ConsumptionTracker()
+        self.consumption_tracker.retain(targets)
+        if options.carried is not None:
+            # The targets the reload leaves unchanged keep counting where they were.
+            options.carried.retain(targets)
+            self.consumption = options.carried
+        else:
+            self.consumption = ConsumptionMetrics(
+                label_names,
+                interval,
+                self.consumption_tracker,
+                limits=limits,
+                owners=options.owners,
+                max_owners=options.max_owners,
+            )
+        self.self_registry.register(self.consumption)
 
     def _quota_metrics(
         self,

@@ -56,6 +56,9 @@ REQUIRED_CONTENT = {
     "demand over ceiling": "maxcompute:quota_demand_over_ceiling:ratio",
     "plan in force": "maxcompute:quota_info:max",
     "quota poll up": "maxcompute_exporter_quota_poll_up",
+    "CU-hours by project": "increase(maxcompute_cu_share_seconds_total{",
+    "each quota's use split by project": "maxcompute:project_cu:rate5m{",
+    "top owners": "increase(maxcompute_owner_cu_share_seconds_total{",
 }
 # Job series per quota, with no project label: filtered like the quota rules.
 PER_QUOTA_JOB_SERIES = ("maxcompute_running_jobs_run_time_seconds",)
@@ -253,6 +256,19 @@ def test_dashboard_provisioning_points_at_the_mounted_dashboards():
     assert path in mounts, f"the compose file mounts nothing at {path}"
     mounted = (COMPOSE.parent / mounts[path]).resolve()
     assert mounted == DASHBOARD.parent.resolve()
+
+
+def test_consumption_table_is_sortable_per_project_over_the_range(dashboard):
+    (table,) = [p for p in data_panels(dashboard) if p["title"].startswith("CU-hours by project")]
+    assert table["type"] == "table" and 400 <= table["id"] < 410
+    assert table["options"]["sortBy"] == [{"displayName": "CU-hours", "desc": True}]
+    order = table["transformations"][-1]["options"]["indexByName"]
+    assert list(order)[:3] == ["region", "quota", "project"]
+    for target in table["targets"]:
+        assert target["instant"] is True and target["format"] == "table"
+        assert "[$__range]" in target["expr"] and "max without (instance, pod)" in target["expr"]
+    (cu_hours,) = [t for t in table["targets"] if t["refId"] == "A"]
+    assert "maxcompute_quota_max_cu" in cu_hours["expr"] and "/ 3600" in cu_hours["expr"]
 
 
 def test_plan_switches_are_an_annotation(dashboard):

@@ -195,6 +195,11 @@ def test_the_rules_give_the_same_values_and_alerts_with_one_replica_or_two(serve
             continue  # read off each server's own evaluation times: equal only by chance
         if "plan_switch" in name:
             continue  # only where a plan changed: never in a fixed catalog
+        if name.startswith("maxcompute:project_cu"):
+            # Increases of the consumption counters, which grow with time: each server's reads
+            # them off its own scrapes, equal only by chance. rules_test.yml shows two replicas
+            # whose counters started apart give one replica's value.
+            continue
         # Gauges of a fixed job list: the same value whenever it is read (up to the rounding
         # of averages over a different number of samples).
         paired, alone = (

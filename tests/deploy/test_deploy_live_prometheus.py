@@ -345,6 +345,12 @@ def capacity_records() -> dict[str, set[str]]:
 
 
 CAPACITY_RECORDS = capacity_records()
+# Consumption (issue 26): per (quota, project), for the demo quotas with a maxCU (all three).
+PROJECT_RECORDS = {
+    "maxcompute:project_cu_share_hours:increase1h",
+    "maxcompute:project_cu_hours:increase1h",
+    "maxcompute:project_cu:rate5m",
+}
 # A plan switch is marked for two minutes after it happens: any level-1 quota, or none.
 CONDITIONAL_RECORDS.add("maxcompute:quota_plan_switch:info")
 
@@ -355,6 +361,12 @@ def test_recording_rule_has_one_series_per_demo_quota(prometheus, record):
     assert body.get("status") == "success", describe(body)
     series = body["data"]["result"]
     quotas = sorted(s["metric"].get("quota") for s in series)
+    if record in PROJECT_RECORDS:
+        groups = [(s["metric"].get("quota"), s["metric"].get("project")) for s in series]
+        assert {quota for quota, _ in groups} == DEMO_VALUES["quota"], f"{record}: {series}"
+        assert {project for _, project in groups} <= DEMO_VALUES["project"], series
+        assert len(groups) == len(set(groups)) and "instance" not in str(series), series
+        return
     if record in CAPACITY_RECORDS:
         assert quotas == sorted(CAPACITY_RECORDS[record]), f"{record}: {series}"
     elif record == "maxcompute:quota_plan_switch:info":

@@ -138,6 +138,8 @@ def test_check_config_prints_the_effective_settings(tmp_path: Path) -> None:
         "  max_projects_per_quota: 500\n"
         "  max_quotas_per_target: 100\n"
         "  job_changes: true\n"
+        "  owner_consumption: false\n"
+        "  max_owners_per_quota: 20\n"
         "  counter_retention: 1h\n"
         "quota_poll:\n"
         "  quotas: true\n"

@@ -15,7 +15,12 @@ from exporter.demo.simulator import ApiSimulator, Faults
 from tests.support.exporter_process import ExporterProcess, run_exporter
 from tests.support.exposition import values
 from tests.support.jobs import job_record
-from tests.support.metric_contract import CONTRACT_METRICS, PER_JOB_METRICS, QUOTA_METRICS
+from tests.support.metric_contract import (
+    CONTRACT_METRICS,
+    OWNER_CONSUMPTION_METRICS,
+    PER_JOB_METRICS,
+    QUOTA_METRICS,
+)
 from tests.support.tools import free_port, promtool
 from tests.support.waiting import eventually
 
@@ -127,9 +132,11 @@ def test_metrics_show_exact_values_for_a_known_job_set(exporter: ExporterProcess
     requests = got[key("maxcompute_exporter_last_poll_requests")]
     assert got[key("maxcompute_exporter_api_requests_total", code="200")] == requests
     # Every name the rules and dashboard use (the per-job view is off here; this simulator
-    # serves no quotas: tests/integration/test_quota_poll.py shows those series).
-    assert {k[0] for k in got} >= CONTRACT_METRICS - PER_JOB_METRICS - QUOTA_METRICS
-    assert not {k[0] for k in got} & PER_JOB_METRICS
+    # serves no quotas: tests/integration/test_quota_poll.py shows those series; the owner
+    # view is off by default).
+    off = PER_JOB_METRICS | QUOTA_METRICS | OWNER_CONSUMPTION_METRICS
+    assert {k[0] for k in got} >= CONTRACT_METRICS - off
+    assert not {k[0] for k in got} & (PER_JOB_METRICS | OWNER_CONSUMPTION_METRICS)
     job_series = {k for k in got if k[0] == "maxcompute_running_jobs"}
     assert len(job_series) == 3
     assert (

@@ -177,8 +177,8 @@ def test_config_key_defaults_to_off_and_is_validated() -> None:
             f"metrics.top_jobs: expected a whole number from 0 to 100, got {shown}"
         )
     known = (
-        r"counter_retention, job_changes, max_projects_per_quota, max_quotas_per_target, "
-        r"queue_wait_buckets, "
+        r"counter_retention, job_changes, max_owners_per_quota, max_projects_per_quota, "
+        r"max_quotas_per_target, owner_consumption, queue_wait_buckets, "
         r"run_time_buckets, top_jobs"
     )
     with pytest.raises(ConfigError, match=rf"^metrics.top: unknown key \(known keys: {known}\)$"):

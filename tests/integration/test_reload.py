@@ -186,6 +186,11 @@ def test_a_reload_makes_a_baseline_of_the_changed_target_only(tmp_path: Path) ->
     try:
         process.wait_until("/ready")
         wait_for_line(process, started % "keep" + " 0.0")
+        # The next poll (the reload's) a whole second after this one, so consumption has time
+        # to integrate over.
+        first_poll = time.time()
+        while time.time() < int(first_poll) + 2:
+            time.sleep(0.05)
         # A job starts; then the second target's quotas filter changes and the exporter reloads.
         # The first target stays the same target, polled with another timeout: so it polls at
         # once (polled as before, it would keep its schedule, its next poll an hour on).
@@ -197,6 +202,16 @@ def test_a_reload_makes_a_baseline_of_the_changed_target_only(tmp_path: Path) ->
         text = wait_for_line(process, started % "keep" + " 1.0")
         text = wait_for_line(process, started % "change" + " 0.0")
         assert 'maxcompute_jobs_finished_total{account="change"' in text
+        # Consumption alike: the kept target integrates across the reload, the changed one
+        # starts from a baseline.
+        share_seconds = {
+            line.split("{", 1)[1].split(",", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("maxcompute_cu_share_seconds_total{")
+            and 'project="sales",quota="etl"' in line
+        }
+        assert share_seconds['account="change"'] == 0
+        assert share_seconds['account="keep"'] >= 0.625 * 2  # 40 jobs of 1/64, 2 s or more
         assert (
             sum(
                 float(line.rsplit(" ", 1)[1])

@@ -74,6 +74,16 @@ QUOTA_METRICS = {
     "maxcompute_exporter_quota_invalid_values_total",
 } | {f"maxcompute_exporter_quota_poll_duration_seconds_{s}" for s in ("bucket", "sum", "count")}
 CONTRACT_METRICS |= QUOTA_METRICS
+# Consumption (issue 26): share-seconds counters; the owner view only with
+# metrics.owner_consumption.
+OWNER_CONSUMPTION_METRICS = {"maxcompute_owner_cu_share_seconds_total"}
+CONSUMPTION_METRICS = {
+    "maxcompute_cu_share_seconds_total",
+    "maxcompute_memory_share_seconds_total",
+    "maxcompute_exporter_consumption_unmeasured_seconds_total",
+    "maxcompute_exporter_consumption_cu_share_seconds_bound_total",
+} | OWNER_CONSUMPTION_METRICS
+CONTRACT_METRICS |= CONSUMPTION_METRICS
 
 # A metric or recording-rule name inside a PromQL expression.
 METRIC_NAME = re.compile(r"\b(maxcompute[_:][a-zA-Z0-9_:]*)")

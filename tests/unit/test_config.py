@@ -75,6 +75,16 @@ def test_jobs_over_time_keys() -> None:
     assert config.metrics.run_time_buckets == (0.5, 600.0, 3600.0, 21600.0)
 
 
+def test_consumption_keys() -> None:
+    default = parse("targets: [{region: cn-beijing}]")
+    assert (default.metrics.owner_consumption, default.metrics.max_owners_per_quota) == (False, 20)
+    config = parse(
+        "targets: [{region: cn-beijing}]\n"
+        "metrics: {owner_consumption: true, max_owners_per_quota: 5}"
+    )
+    assert (config.metrics.owner_consumption, config.metrics.max_owners_per_quota) == (True, 5)
+
+
 def test_counter_retention_defaults_to_an_hour_or_ten_of_the_longest_interval() -> None:
     assert parse("targets: [{region: cn-beijing}]").counter_retention == 3600.0
     slow = "targets: [{region: cn-beijing}, {region: cn-shanghai, poll: {interval: 10m}}]"
@@ -259,6 +269,14 @@ def test_durations(text: str, seconds: float) -> None:
         (
             "targets: [{region: cn-beijing}]\nmetrics: {job_changes: 'no'}",
             "metrics.job_changes: expected true or false, got 'no'",
+        ),
+        (
+            "targets: [{region: cn-beijing}]\nmetrics: {owner_consumption: 1}",
+            "metrics.owner_consumption: expected true or false, got 1",
+        ),
+        (
+            "targets: [{region: cn-beijing}]\nmetrics: {max_owners_per_quota: 0}",
+            "metrics.max_owners_per_quota: expected a whole number from 1 to 10000, got 0",
         ),
         (
             "targets: [{region: cn-beijing}]\nmetrics: {queue_wait_buckets: []}",

@@ -1,6 +1,6 @@
 """What a reload keeps, target by target: given the old and the new configuration, which
 targets keep their client (learned rate), their published state, their quota state, and
-whether the jobs-over-time counters go on."""
+whether the jobs-over-time and consumption counters go on."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from exporter.api.wire.jobs import RunningJob
 from exporter.api.wire.pages import TimeSlice
 from exporter.config import Config, parse_config
+from exporter.metrics.consumption import ConsumptionMetrics
 from exporter.metrics.job_changes import JobChangeMetrics
 from exporter.polling.publish.quota_snapshot import QuotaStore
 from exporter.polling.publish.snapshot import Snapshot, SnapshotStore
@@ -103,4 +104,32 @@ def test_carried_counters_forget_the_targets_a_reload_removed_and_keep_the_other
     }
     assert values_of(text, "maxcompute_job_queue_wait_seconds_count") == {
         (("n", "a"), ("quota", "etl"), ("region", "cn-hangzhou")): 1.0
+    }
+
+
+def test_consumption_counters_go_on_on_the_same_terms_as_jobs_over_time() -> None:
+    counters = ConsumptionMetrics(("n",), 60.0)
+    old = config()
+    assert ReloadCarry(old, config(a_quotas="[etl, sales]")).consumption(counters) is counters
+    assert ReloadCarry(old, config(top="metrics: {top_jobs: 3}\n")).consumption(counters) is None
+    assert ReloadCarry(None, old).consumption(counters) is None
+
+
+def test_carried_consumption_forgets_the_targets_a_reload_removed_and_keeps_the_others() -> None:
+    keep, drop = (
+        make_target(labels=(("n", "a"),)),
+        make_target(region="cn-beijing", labels=(("n", "b"),)),
+    )
+    counters = ConsumptionMetrics(("n",), 60.0)
+    job = RunningJob("j", "dw", "etl", 0.5, 0.25, 0.5, NOW - 100, NOW - 50)
+    for target in (keep, drop):
+        counters.poll_published(target, TimeSlice(NOW - 3600, NOW), [job])
+        counters.poll_published(target, TimeSlice(NOW - 3540, NOW + 60), [job])
+    counters.retain([keep])
+    assert counters.tracker.last(drop) is None and counters.tracker.last(keep) is not None
+    registry = CollectorRegistry()
+    registry.register(counters)
+    text = generate_latest(registry).decode()
+    assert values_of(text, "maxcompute_cu_share_seconds_total") == {
+        (("n", "a"), ("project", "dw"), ("quota", "etl"), ("region", "cn-hangzhou")): 30.0
     }

@@ -84,7 +84,9 @@ def serve_metrics(kind: str, endpoint: str, groups: int, conn) -> None:
         server.serve_in_thread()
     else:
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Union(metrics.job_registry, metrics.self_registry))
+        registry.register(
+            _Union(metrics.job_registry, metrics.counter_registry, metrics.self_registry)
+        )
         server, _ = start_http_server(0, addr="127.0.0.1", registry=registry)
     conn.send(server.server_address[1])
     while conn.recv() != "stop":

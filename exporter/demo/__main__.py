@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--queued-rate", type=float, default=0.0, help="with --burst: its queued jobs starting/s"
     )
     parser.add_argument(
+        "--late-starts",
+        type=float,
+        default=0.0,
+        help="with --running: share of submissions that wait for CUs and start up to 2 min later",
+    )
+    parser.add_argument(
         "--rate-limit", type=float, help="answer Throttling.User above this many requests/s"
     )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per response")
@@ -69,6 +75,7 @@ def job_source(args: argparse.Namespace) -> JobSource | list[dict]:
             args.submit_rate,
             descending=args.descending,
             queued_per_second=args.queued_rate,
+            late_share=args.late_starts,
         )
         now = time.time()
         jobs = ChurningJobs(args.running - args.burst, churn, start=now)

@@ -36,6 +36,9 @@ class Churn:
     descending: bool = False
     # Queued jobs of the last burst's second that start running, per second.
     queued_per_second: float = 0.0
+    # The share of submissions that wait for CUs and start running up to ``late_by`` s later.
+    late_share: float = 0.0
+    late_by: float = 120.0
 
 
 class Listing(list):
@@ -203,11 +206,20 @@ class ChurningJobs:
                 self._next_finish += self._gap(churn.finish_per_second)
             else:
                 event_at = self._next_submit
-                self.events.append((event_at, "submitted", self._add(int(event_at))))
-                self.submitted += 1
+                self._submit(event_at)
                 self._next_submit += self._gap(churn.submit_per_second)
             added = self.submitted + self.started_late
             self.history.append((event_at, len(self._jobs), self.finished, added))
+
+    def _submit(self, event_at: float) -> None:
+        """A job submitted at ``event_at``: running at once, or (``late_share``) queued."""
+        if self._rng.random() < self.churn.late_share:
+            starts_at = event_at + self._rng.uniform(1.0, self.churn.late_by)
+            record = self._record(int(event_at), None, int(starts_at))
+            heapq.heappush(self._waiting, (starts_at, self._serial, record))
+            return
+        self.events.append((event_at, "submitted", self._add(int(event_at))))
+        self.submitted += 1
 
     def _start_queued(self, event_at: float) -> None:
         """A queued job of the last burst's second starts running (counted as submitted)."""

@@ -33,6 +33,7 @@ from exporter.demo.simulator_state import (
     TokenBucket,
     break_record,
     error_body,
+    shuffled_within_seconds,
 )
 from exporter.demo.threading_server import QuietThreadingHTTPServer
 
@@ -131,7 +132,12 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             return
         owners = frozenset(filter(None, query.get("jobOwnerList", "").split(",")))
         quotas = frozenset(filter(None, query.get("quotaNicknameList", "").split(",")))
+        if state.faults.ignores_filters:
+            owners = quotas = frozenset()
         matching = state.matching(window_start, window_end, owners, quotas)
+        if state.faults.unstable_order:
+            with state.lock:
+                matching = shuffled_within_seconds(matching, state.rng)
         page = matching[(page_number - 1) * page_size : page_number * page_size]
         if state.faults.malformed:
             with state.lock:

@@ -25,6 +25,10 @@ class Faults:
     disconnect: float = 0.0  # connection closed with no response
     malformed: float = 0.0  # per job record: a field is broken
     seed: int | None = None
+    # Not probabilities: a service sorting without a tie-breaker (the jobs of one second in
+    # another order on every answer), and one that ignores quotaNicknameList and jobOwnerList.
+    unstable_order: bool = False
+    ignores_filters: bool = False
 
 
 def submission_index(listing: Sequence[dict]) -> tuple[list[int], bool] | None:
@@ -155,6 +159,16 @@ class TokenBucket:
                 return False
             self._tokens -= 1
             return True
+
+
+def shuffled_within_seconds(jobs: Sequence[dict], rng: random.Random) -> list[dict]:
+    """``jobs`` (listed by submission time) with each second's jobs in a random order."""
+    listed: list[dict] = []
+    for _, same_second in itertools.groupby(jobs, key=lambda job: job.get("submittedAtTime")):
+        group = list(same_second)
+        rng.shuffle(group)
+        listed.extend(group)
+    return listed
 
 
 def error_body(code: str, message: str, http_code: int) -> dict:

@@ -37,7 +37,7 @@ from exporter.config import Target
 from exporter.metrics.families import target_label_values
 from exporter.polling.derive.aggregation import GroupKey
 from exporter.polling.derive.counter_fold import DEFAULT_FOLD_LIMITS, CounterFold, FoldLimits
-from exporter.polling.derive.job_changes import JobChanges, JobTracker, SeenJobs
+from exporter.polling.derive.job_changes import JobChanges, JobTracker, SeenJobs, UnseenJobs
 
 # The bucket bounds of the queue-wait and of the run-time histograms.
 Bounds = tuple[tuple[float, ...], tuple[float, ...]]
@@ -150,10 +150,16 @@ class JobChangeMetrics(Collector):
         """Jobs remembered between polls, over all targets."""
         return self._tracker.tracked()
 
-    def poll_published(self, target: Target, window: TimeSlice, jobs: Iterable[RunningJob]) -> None:
+    def poll_published(
+        self,
+        target: Target,
+        window: TimeSlice,
+        jobs: Iterable[RunningJob],
+        unseen: tuple[UnseenJobs, ...] = (),
+    ) -> None:
         """A good poll of ``target``: compare it with the last one and count the changes."""
         last = self._tracker.last(target)
-        seen = SeenJobs.of(window, jobs, last.jobs if last is not None else None)
+        seen = SeenJobs.of(window, jobs, last.jobs if last is not None else None, unseen)
         changes = self._tracker.observe(target, seen)
         values = tuple(target_label_values(target, self._label_names))
         present = {(job.quota, job.project) for job in seen.jobs.values()}

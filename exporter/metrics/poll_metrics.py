@@ -98,6 +98,15 @@ class PollMetrics:
             target_labels,
             registry=registry,
         )
+        self.last_poll_unseen_jobs = Gauge(
+            "maxcompute_exporter_last_poll_unseen_jobs",
+            "Jobs the last good poll's totalCount answers counted that no answer showed (a "
+            "service listing one second's jobs in another order on every answer): each "
+            "published job count is short by at most this many, beyond the approximate jobs' "
+            "changes; their sum by exactly this many.",
+            target_labels,
+            registry=registry,
+        )
         self.approximate_parts = Counter(
             "maxcompute_exporter_approximate_parts",
             "Parts of dense seconds read both ways that moved while read (published within "
@@ -138,6 +147,7 @@ class PollMetrics:
             self.poll_errors.labels(*values, outcome.failure).inc()
         else:
             self.last_poll_approximate_jobs.labels(*values).set(outcome.approximate_jobs)
+            self.last_poll_unseen_jobs.labels(*values).set(outcome.unseen_jobs)
         self.approximate_parts.labels(*values).inc(outcome.approximate_parts)
         self.invalid_jobs.labels(*values).inc(outcome.invalid_jobs)
         self.progress_out_of_range.labels(*values).inc(outcome.progress_out_of_range)

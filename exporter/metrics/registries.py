@@ -28,7 +28,7 @@ from exporter.metrics.series_cost import SeriesCostCollector
 from exporter.metrics.staleness import Staleness
 from exporter.polling.derive.consumption import ConsumptionTracker
 from exporter.polling.derive.counter_fold import DEFAULT_FOLD_LIMITS, FoldLimits
-from exporter.polling.derive.job_changes import JobTracker
+from exporter.polling.derive.job_changes import JobTracker, UnseenJobs
 from exporter.polling.publish.quota_snapshot import QuotaStore
 from exporter.polling.publish.snapshot import SnapshotStore
 from exporter.polling.schedule.observer import PollOutcome
@@ -73,11 +73,17 @@ class PollReports:
         if outcome.failure is not None and self.consumption is not None:
             self.consumption.poll_failed(target)
 
-    def poll_published(self, target: Target, window: TimeSlice, jobs: Iterable[RunningJob]) -> None:
+    def poll_published(
+        self,
+        target: Target,
+        window: TimeSlice,
+        jobs: Iterable[RunningJob],
+        unseen: tuple[UnseenJobs, ...] = (),
+    ) -> None:
         # The jobs are handed up as an iterator, read once: every step here gets the list.
         jobs = list(jobs)
         if self.job_changes is not None:
-            self.job_changes.poll_published(target, window, jobs)
+            self.job_changes.poll_published(target, window, jobs, unseen)
         if self.consumption is not None:
             self.consumption.poll_published(target, window, jobs)
 

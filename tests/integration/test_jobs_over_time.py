@@ -176,7 +176,7 @@ async def test_counters_and_histograms_equal_the_simulators_counts_since_the_bas
 class BrokenStep(PollReports):
     """Jobs over time with a defect: comparing polls raises."""
 
-    def poll_published(self, target, window, jobs) -> None:
+    def poll_published(self, target, window, jobs, unseen=()) -> None:
         raise ZeroDivisionError("a defect in the derived step")
 
 

@@ -25,6 +25,15 @@ CONTRACT_METRICS = {
     "maxcompute_exporter_folded_projects",
 } | {f"maxcompute_exporter_poll_duration_seconds_{s}" for s in ("bucket", "sum", "count")}
 
+# How far a published count may be from the truth (issue 23): jobs of dense seconds read both
+# ways that moved, and jobs a totalCount counted that no answer showed.
+BOUND_METRICS = {
+    "maxcompute_exporter_last_poll_approximate_jobs",
+    "maxcompute_exporter_approximate_parts_total",
+    "maxcompute_exporter_last_poll_unseen_jobs",
+}
+CONTRACT_METRICS |= BOUND_METRICS
+
 # The per-job view: served only with metrics.top_jobs above 0.
 PER_JOB_METRICS = {
     "maxcompute_running_job_cu_ratio",

@@ -66,7 +66,7 @@ def burst_of(combinations: dict[tuple[str, str], int]) -> RunningList:
 async def test_a_burst_over_many_owners_is_read_exactly_by_one_request_per_part() -> None:
     combos = {("etl", f"owner{n:02d}"): 6 for n in range(30)} | {("adhoc", "alice"): 12}
     listing = burst_of(combos)
-    first = await read(listing)  # no plan yet: read whole, forward then backward
+    first = await read(listing)  # no plan yet: cut from pages sampled across the second
     assert ids(first) == sorted(listing.jobs)
     listing.requests.clear()
     second = await read(listing, ReadPlan.after(first))
@@ -74,8 +74,8 @@ async def test_a_burst_over_many_owners_is_read_exactly_by_one_request_per_part(
     assert second.approximate == 0
     dense = [n for piece, n in listing.requests if piece.contains(BURST) and piece.width <= 3]
     # 192 jobs in parts of at most 16 (two owners of 6, or adhoc's 12): 16 parts, 1 request
-    # each; the slice's first page, its count just before them and just after; no page twice.
-    assert len(dense) == 16 + 3
+    # each, and the slice's first page: the count they add up to, just before them.
+    assert len(dense) == 16 + 1
     assert all(number == 1 for number in dense)
 
 
@@ -220,7 +220,9 @@ def test_a_moving_dense_second_is_published_within_the_changes_during_its_read(
     assert len(counted) == len(set(counted))
     assert set(counted) <= listing.ever
     missed = throughout - set(counted)
-    assert len(missed) <= sum(changes.values())
-    if result.approximate == 0:
+    # Within the changes during the read, and the jobs the counts said that no answer showed
+    # (what no part covers, looked for in 16 pages of the second, not all).
+    assert len(missed) <= sum(changes.values()) + result.unseen
+    if result.approximate == 0 and result.unseen == 0:
         assert not missed
     assert result.approximate <= len(counted)

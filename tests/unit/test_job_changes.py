@@ -18,6 +18,7 @@ from exporter.polling.derive.job_changes import (
     JobTracker,
     SeenJobs,
     TrackedJob,
+    UnseenJobs,
     job_changes,
 )
 from exporter.polling.derive.start_times import started_by
@@ -45,6 +46,19 @@ STEADY = job("steady", NOW - 1000, NOW - 900)
 ENDING = job("ending", NOW - 500, NOW - 400)
 QUEUED = job("queued", NOW - 100, NOW + 30)  # submitted before the poll, ran 130 s later
 FRESH = job("fresh", NOW + 40, NOW + 40)
+
+
+def test_a_job_the_last_polls_count_said_was_there_unseen_did_not_start() -> None:
+    burst = [job(f"b{n}", NOW - 300, NOW - 300) for n in range(5)]
+    other = job("other", NOW - 300, NOW - 300, quota="adhoc")
+    # The last poll's count of etl's part in that second said 2 more jobs than it showed.
+    unseen = (UnseenJobs(TimeSlice(NOW - 300, NOW - 299), ("etl",), 2),)
+    last = SeenJobs.of(TimeSlice(NOW - WINDOW, NOW), burst[:2], unseen=unseen)
+    changes = job_changes(last, poll(NOW + 60, *burst, other))
+    # Two of the three new etl jobs of that second were the unseen ones; adhoc's is no part.
+    assert len(changes.started) == 2
+    assert tracked(other) in changes.started
+    assert changes.came_into_view == 2
 
 
 def test_a_job_seen_for_the_first_time_started_and_its_queue_wait_is_known() -> None:

@@ -93,6 +93,13 @@ def test_timestamps_in_the_future_are_clamped_to_now() -> None:
     assert parse_job({**GOOD, "runningAtTime": NOW + 299}, NOW).running_at == NOW + 299
 
 
+def test_a_submission_time_in_the_future_skips_the_record() -> None:
+    # Clamped, it would sit in the newest slice of submission time, where no filter put it.
+    assert parse_job({**GOOD, "submittedAtTime": 9_999_999_999}, NOW) is None
+    assert parse_job({**GOOD, "submittedAtTime": NOW + 301}, NOW) is None
+    assert parse_job({**GOOD, "submittedAtTime": NOW + 300}, NOW).submitted_at == NOW + 300
+
+
 def test_extra_and_missing_optional_fields_are_fine() -> None:
     record = {**without("jobOwner"), "newField": {"nested": [1, 2]}}
     assert parse_job(record, NOW) is not None

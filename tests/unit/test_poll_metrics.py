@@ -52,6 +52,7 @@ def test_a_good_and_a_failed_poll_are_counted_for_their_target_only() -> None:
             progress_out_of_range=1,
             approximate_jobs=380,
             approximate_parts=2,
+            unseen_jobs=57,
         ),
     )
     observer.poll_ended(
@@ -69,6 +70,7 @@ def test_a_good_and_a_failed_poll_are_counted_for_their_target_only() -> None:
     # Jobs of dense seconds read both ways: the last good poll's, kept through a failed one.
     assert found[key("maxcompute_exporter_last_poll_approximate_jobs")] == 380
     assert found[key("maxcompute_exporter_approximate_parts_total")] == 2
+    assert found[key("maxcompute_exporter_last_poll_unseen_jobs")] == 57
     assert found[key("maxcompute_exporter_poll_errors_total", reason="auth")] == 1
     assert found[key("maxcompute_exporter_poll_duration_seconds_count")] == 2
     assert found[key("maxcompute_exporter_poll_duration_seconds_sum")] == 0.5

@@ -135,7 +135,9 @@ async def test_a_burst_in_one_second_is_read_by_pages_twice_and_accepted_when_id
     assert ids(result) == sorted(jobs)
     narrow = [p for p, n in listing.requests if p.width <= 3 and p.contains(150_000)]
     pages_of_the_burst = 7  # ceil(130 / 20)
-    assert len(narrow) == 2 * pages_of_the_burst
+    # Its pages 2..7 sampled together for its quotas and owners (one: no filter splits it),
+    # then the whole second both ways.
+    assert len(narrow) == (pages_of_the_burst - 1) + 2 * pages_of_the_burst
 
 
 async def test_a_dense_second_that_moves_while_read_is_published_and_counted_approximate() -> None:
@@ -294,10 +296,10 @@ def test_every_job_running_throughout_is_counted_once_and_only_jobs_that_ran(
     counted = [j.instance_id for j in result.jobs()]
     throughout = start_ids & set(listing.jobs)  # a job never comes back once finished
     assert len(counted) == len(set(counted))
-    if result.approximate == 0:
+    if result.approximate == 0 and result.unseen == 0:
         assert throughout <= set(counted)
-    else:  # a dense second read both ways: within the changes during its read
-        assert len(throughout - set(counted)) <= len(events)
+    else:  # a dense second read both ways, or its rest looked for in part of its pages
+        assert len(throughout - set(counted)) <= len(events) + result.unseen
     assert set(counted) <= listing.ever
 
 

@@ -1,6 +1,6 @@
 """A running job as the API reports it, and the check that turns a raw record into one.
 
-What each kind of bad field becomes (the README's "Failure modes" repeats this table):
+What each kind of bad field becomes (docs/operations.md's "Failure modes" repeats this table):
 
 - ``instanceId``, ``project``, ``quotaNickname``: missing, null, not a string, empty, longer
   than 256 characters, holding a control character or anything UTF-8 cannot encode (a lone
@@ -12,8 +12,10 @@ What each kind of bad field becomes (the README's "Failure modes" repeats this t
 - ``progress``: missing, null, not a number, NaN or infinite: skipped and counted; a number
   outside 0..1 is clamped later, in aggregation, and counted there.
 - ``submittedAtTime``, ``runningAtTime``: missing, null, not a whole number, zero or negative:
-  skipped and counted. A value above 10^11 is taken as milliseconds and divided by 1000. A time
-  more than 5 minutes in the future is clamped to the poll's time.
+  skipped and counted. A value above 10^11 is taken as milliseconds and divided by 1000. A
+  ``runningAtTime`` more than 5 minutes in the future is clamped to the poll's time; a
+  ``submittedAtTime`` that far ahead skips the record: it places the job in a slice of
+  submission time, and clamped it would land in the newest slice, a job no filter let through.
 - ``jobOwner``: optional, only the per-job view shows it; anything but a string of 1 to 256
   characters becomes ''.
 """
@@ -80,7 +82,8 @@ def _number(
     return number
 
 
-def _seconds(record: dict, key: str, now: float) -> int | None:
+def _seconds(record: dict, key: str, now: float, *, clamp: bool = True) -> int | None:
+    """Whole Unix seconds; a time past ``now`` + tolerance clamped, or None unless ``clamp``."""
     value = record.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -92,6 +95,8 @@ def _seconds(record: dict, key: str, now: float) -> int | None:
     if seconds >= MILLISECONDS_THRESHOLD:
         seconds //= 1000
     if seconds > now + FUTURE_TOLERANCE_SECONDS:
+        if not clamp:
+            return None
         seconds = int(now)
     return seconds
 
@@ -106,7 +111,7 @@ def parse_job(record: object, now: float) -> RunningJob | None:
     cu = _number(record, "cuSnapshot", minimum=0.0, maximum=MAX_SNAPSHOT_SHARE)
     memory = _number(record, "memorySnapshot", minimum=0.0, maximum=MAX_SNAPSHOT_SHARE)
     progress = _number(record, "progress")
-    submitted = _seconds(record, "submittedAtTime", now)
+    submitted = _seconds(record, "submittedAtTime", now, clamp=False)
     running = _seconds(record, "runningAtTime", now)
     if (
         instance_id is None

@@ -19,6 +19,11 @@ knows nothing of it.
   flapping) **reappeared**: not a new start; and it is not counted finished a second time. The
   tracker remembers the jobs counted finished while they are still in the window (at most
   ``MAX_FINISHED_REMEMBERED`` per target, the oldest forgotten first).
+- A poll whose counts said more jobs than its answers showed (``UnseenJobs``: a service listing
+  one second's jobs in another order on every answer) may have missed a running job: a job new
+  to the next poll in that part, up to that many, was unseen, not started (counted as
+  came into view). The poller hands up the last poll's jobs of such a part that the new one
+  did not show as still running, up to the new poll's own unseen count, so none is finished.
 """
 
 from __future__ import annotations
@@ -48,11 +53,28 @@ class TrackedJob:
 
 
 @dataclass(frozen=True, slots=True)
+class UnseenJobs:
+    """``count`` jobs a poll's counts said are submitted in ``piece`` (of one of ``quotas``,
+    any quota when empty) that none of its answers showed."""
+
+    piece: TimeSlice
+    quotas: tuple[str, ...]
+    count: int
+
+    def holds(self, job: TrackedJob) -> bool:
+        return self.piece.contains(job.submitted_at) and (
+            not self.quotas or job.quota in self.quotas
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class SeenJobs:
-    """The running jobs of one good poll, by ``instanceId``, and the window it read."""
+    """The running jobs of one good poll, by ``instanceId``, the window it read, and the jobs
+    its counts said were there unseen."""
 
     window: TimeSlice
     jobs: Mapping[str, TrackedJob]
+    unseen: tuple[UnseenJobs, ...] = ()
 
     @classmethod
     def of(
@@ -60,6 +82,7 @@ class SeenJobs:
         window: TimeSlice,
         jobs: Iterable[RunningJob],
         known: Mapping[str, TrackedJob] | None = None,
+        unseen: tuple[UnseenJobs, ...] = (),
     ) -> SeenJobs:
         """A poll's jobs as tracked: names interned, so 10 000 jobs share a few strings.
 
@@ -75,7 +98,7 @@ class SeenJobs:
                     intern(job.quota), intern(job.project), job.submitted_at, job.running_at
                 )
             tracked[job.instance_id] = record
-        return cls(window, tracked)
+        return cls(window, tracked, unseen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +138,12 @@ def job_changes(
     """The jobs that started and finished between ``last`` and ``new`` (see the module doc);
     ``finished_before``: the ids counted finished at an earlier poll."""
     started, came_into_view, reappeared = [], 0, []
-    for instance_id in new.jobs.keys() - last.jobs.keys():
+    unseen_left = [part.count for part in last.unseen]
+    for instance_id in sorted(new.jobs.keys() - last.jobs.keys()):
         job = new.jobs[instance_id]
         if instance_id in finished_before:
             reappeared.append(job)
-        elif job.submitted_at < last.window.start:
+        elif job.submitted_at < last.window.start or was_unseen(job, last.unseen, unseen_left):
             came_into_view += 1
         else:
             started.append(job)
@@ -132,6 +156,15 @@ def job_changes(
         elif instance_id not in finished_before:
             finished.append(FinishedJob(job, max(0, seen_at - job.running_at), instance_id))
     return JobChanges(tuple(started), tuple(finished), aged_out, came_into_view, tuple(reappeared))
+
+
+def was_unseen(job: TrackedJob, unseen: tuple[UnseenJobs, ...], left: list[int]) -> bool:
+    """True if ``job`` may be one of the last poll's unseen jobs; takes it from ``left``."""
+    for index, part in enumerate(unseen):
+        if left[index] > 0 and part.holds(job):
+            left[index] -= 1
+            return True
+    return False
 
 
 class JobTracker:

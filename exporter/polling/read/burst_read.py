@@ -18,13 +18,22 @@ order is assumed; only that two jobs on two answers keep their places relative t
 - When both passes saw the same jobs under one ``totalCount``, none was missed (a miss needs a
   job the first pass saw that finished before the second) and every job counted ran from its
   first read to its second: the part is **exact**.
+- A service that sorts the jobs of one second without a tie-breaker breaks the one assumption:
+  each answer lists them in another order, and two passes under one ``totalCount`` disagree.
+  What no answer showed is then counted, not guessed: ``unseen`` is the most jobs a
+  ``totalCount`` of the part said, less the jobs (valid or not) the passes showed.
+- A ``totalCount`` that rises on every page of the forward pass, by more than a page in all,
+  is no list moving (jobs start into one second a few a second, not a page per request): the
+  read would never end, so it fails as ``inconsistent`` after a few requests.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from exporter.api.errors import ApiError
 from exporter.api.wire.jobs import RunningJob
 from exporter.api.wire.pages import JobFilter, Page
 from exporter.api.wire.running_jobs import PAGE_SIZE
@@ -32,6 +41,9 @@ from exporter.polling.read.page_checks import pages_needed
 
 # One page of the part being read, by number.
 GetPage = Callable[[int], Awaitable[Page]]
+
+# Answers in a row whose ``totalCount`` rose, past which a rise of more than a page is no churn.
+RISING_ANSWERS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +56,8 @@ class PartRead:
     total: int  # ``totalCount`` of the part's first answer
     exact: bool
     both_ways: bool = False
+    # Jobs some ``totalCount`` of the part counted that no answer showed.
+    unseen: int = 0
 
 
 async def forward_pass(get: GetPage, first: Page) -> list[Page]:
@@ -51,7 +65,20 @@ async def forward_pass(get: GetPage, first: Page) -> list[Page]:
     pages = [first]
     while PAGE_SIZE * len(pages) < pages[-1].total_count:
         pages.append(await get(len(pages) + 1))
+        check_not_rising([page.total_count for page in pages])
     return pages
+
+
+def check_not_rising(totals: list[int]) -> None:
+    """Raise ``inconsistent`` when the last answers' ``totalCount`` each rose, by over a page."""
+    recent = totals[-RISING_ANSWERS - 1 :]
+    rising = len(recent) > RISING_ANSWERS and all(a < b for a, b in itertools.pairwise(recent))
+    if rising and recent[-1] - recent[0] > PAGE_SIZE:
+        raise ApiError(
+            "inconsistent",
+            f"totalCount rose on each of {RISING_ANSWERS} answers of one dense second "
+            f"({recent[0]} to {recent[-1]}): a read of it would never end",
+        )
 
 
 async def backward_pass(get: GetPage, total: int) -> list[Page]:
@@ -74,8 +101,9 @@ def merge(part: JobFilter, forward: list[Page], backward: list[Page]) -> PartRea
         and sum(page.records for page in backward) == forward[0].total_count
     )
     invalid = max(sum(page.invalid for page in forward), sum(page.invalid for page in backward))
+    unseen = max(0, max(totals) - len(union) - invalid)
     return PartRead(
-        part, tuple(union.values()), invalid, forward[0].total_count, exact, both_ways=True
+        part, tuple(union.values()), invalid, forward[0].total_count, exact, True, unseen
     )
 
 

@@ -29,7 +29,7 @@ from exporter.polling.read.page_checks import (
     pages_needed,
     without_strays,
 )
-from exporter.polling.read.read_result import SliceRead, WindowRead
+from exporter.polling.read.read_result import SliceRead, UnsurePart, WindowRead
 from exporter.polling.read.slices import (
     estimate_points,
     sample_pages,
@@ -81,6 +81,7 @@ class WindowReader:
         self._rereads = 0
         self._survey = False
         self._pieces: set[TimeSlice] = set()
+        self._learned: dict[int, Counter[Combination]] = {}
 
     @property
     def requests(self) -> int:
@@ -98,6 +99,12 @@ class WindowReader:
         What a read that did not finish has learned of where the jobs are.
         """
         return sorted(self._pieces)
+
+    @property
+    def learned(self) -> dict[int, Counter[Combination]]:
+        """Per dense slice cut so far (by its first second), its jobs by (quota, owner) as
+        seen or sampled: what a read that did not finish learned of how to cut it."""
+        return dict(self._learned)
 
     async def read(self, window: TimeSlice, plan: list[TimeSlice]) -> WindowRead:
         """Every slice of ``plan`` (which must tile ``window``), read consistently."""
@@ -218,6 +225,7 @@ class WindowReader:
             get=self._get,
             enqueue=lambda item: self._enqueue(item, urgent=True),
             done=lambda reads: self._accept_dense(piece, reads, grew),
+            learned=lambda counts: self._learned.__setitem__(piece.start, counts),
         ).start()
 
     def _accept_dense(self, piece: TimeSlice, reads: list[PartRead], grew: bool) -> None:
@@ -226,12 +234,14 @@ class WindowReader:
             self._again(piece, "an instanceId seen in two slices")
             return
         moved = [read for read in reads if not read.exact]
+        unsure = tuple(UnsurePart(piece, read.part, read.unseen) for read in reads if read.unseen)
         self._accept(
             piece,
             pages,
             grew,
             approximate=sum(len(read.jobs) for read in moved),
             approximate_parts=len(moved),
+            unsure=unsure,
         )
 
     def _again(self, piece: TimeSlice, why: str) -> None:
@@ -254,6 +264,7 @@ class WindowReader:
         *,
         approximate: int = 0,
         approximate_parts: int = 0,
+        unsure: tuple[UnsurePart, ...] = (),
     ) -> None:
         jobs = tuple(job for page in pages for job in page.jobs)
         ids = [job.instance_id for job in jobs]
@@ -263,7 +274,10 @@ class WindowReader:
         for instance_id in ids:
             self._owner[instance_id] = piece
         invalid = sum(page.invalid for page in pages)
-        self._done[piece] = SliceRead(piece, jobs, invalid, grew, approximate, approximate_parts)
+        unseen = sum(part.unseen for part in unsure)
+        self._done[piece] = SliceRead(
+            piece, jobs, invalid, grew, approximate, approximate_parts, unseen, unsure
+        )
 
     def _forget(self, piece: TimeSlice) -> None:
         read = self._done.pop(piece, None)

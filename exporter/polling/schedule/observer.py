@@ -13,6 +13,7 @@ from typing import Protocol
 from exporter.api.wire.jobs import RunningJob
 from exporter.api.wire.pages import TimeSlice
 from exporter.config import Target
+from exporter.polling.derive.job_changes import UnseenJobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,8 @@ class PollOutcome:
     # Jobs read both ways in parts of dense seconds that moved while read, and those parts.
     approximate_jobs: int = 0
     approximate_parts: int = 0
+    # Jobs a totalCount counted that no answer showed: the most the counts are short by.
+    unseen_jobs: int = 0
 
 
 class PollObserver(Protocol):
@@ -45,7 +48,14 @@ class PollObserver(Protocol):
     def poll_ended(self, target: Target, outcome: PollOutcome) -> None:
         """A poll ended, before its snapshot or failure is published."""
 
-    def poll_published(self, target: Target, window: TimeSlice, jobs: Iterable[RunningJob]) -> None:
+    def poll_published(
+        self,
+        target: Target,
+        window: TimeSlice,
+        jobs: Iterable[RunningJob],
+        unseen: tuple[UnseenJobs, ...] = (),
+    ) -> None:
         """A good poll's snapshot is published: the window it read and its jobs (iterate them
-        now, once), for the steps derived from successive polls (what started, what finished).
-        A failed poll is never reported here."""
+        now, once), for the steps derived from successive polls (what started, what finished),
+        and the jobs its counts said were there that no answer showed. A failed poll is never
+        reported here."""

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 
 from exporter.api.errors import ApiError
 from exporter.api.transport.client import RunningJobsClient
+from exporter.api.wire.jobs import RunningJob
 from exporter.api.wire.pages import JobFilter
 from exporter.api.wire.running_jobs import ACTION
 from exporter.config import PollSettings, Target
 from exporter.config.model import DEFAULT_RUN_TIME_BUCKETS
 from exporter.polling.derive.aggregation import MAX_QUOTAS_PER_TARGET, AggregateResult, aggregate
+from exporter.polling.derive.job_changes import UnseenJobs
 from exporter.polling.derive.project_fold import fold_projects
 from exporter.polling.derive.run_times import RunTimeFold
 from exporter.polling.derive.start_times import started_by
@@ -33,6 +35,7 @@ from exporter.polling.read.slices import (
     plan_from_seen,
     slide_plan,
 )
+from exporter.polling.read.unseen_carry import carried_jobs, dense_jobs
 from exporter.polling.read.window_read import WindowRead, WindowReader
 from exporter.polling.schedule.episode import Episode
 from exporter.polling.schedule.observer import PollObserver, PollOutcome
@@ -86,11 +89,14 @@ def out_of_time(deadline: float, last_error: ApiError | None) -> ApiError:
 
 
 def dense_seconds(read: WindowRead) -> dict[int, Counter[Combination]]:
-    """Per second holding more jobs than a part of a page, its jobs by (quota, owner)."""
-    per_second = Counter(job.submitted_at for job in read.jobs())
+    """Per second of a slice too narrow to cut by time that held more jobs than a part of a
+    page, its jobs by (quota, owner): the few jobs beside a burst in its two-second slice too,
+    or the next cut leaves them out and must look for them in every page of the slice."""
     dense: dict[int, Counter[Combination]] = defaultdict(Counter)
-    for job in read.jobs():
-        if per_second[job.submitted_at] > MOVING_CAPACITY:
+    for piece in read.slices:
+        if piece.piece.splittable or len(piece.jobs) <= MOVING_CAPACITY:
+            continue
+        for job in piece.jobs:
             dense[job.submitted_at][(job.quota, job.owner)] += 1
     return dict(dense)
 
@@ -129,6 +135,8 @@ class TargetPoller:
         observer.rate_learned(target, self._client.request_rate)
         self._plan: ReadPlan | None = carried._plan if carried else None
         self._reader: WindowReader | None = None
+        # The last good read's dense jobs, for its unseen ones; a reload hands them on.
+        self._dense_jobs: dict[str, RunningJob] = carried._dense_jobs if carried else {}
         # Warned about once per episode: a failure (per change of error), a window too short.
         self._failing = carried._failing if carried else Episode()
         self._near_edge = carried._near_edge if carried else Episode()
@@ -205,8 +213,9 @@ class TargetPoller:
         if self._reader is not None and self._reader.pieces:
             # Where the jobs are is worth keeping even from a poll that did not finish: a first
             # poll too slow for its deadline makes the next one a planned (faster) read.
+            # So is how each dense second splits by quota and owner: a first poll's samples.
             rate = self._plan.head_jobs_per_second if self._plan else 0.0
-            dense = self._plan.dense if self._plan else {}
+            dense = {**(self._plan.dense if self._plan else {}), **self._reader.learned}
             self._plan = ReadPlan(tuple(self._reader.pieces), rate, dense)
         self._store.publish_failure(
             self.target, PollFailure(error.reason, str(error), self._clock())
@@ -225,6 +234,7 @@ class TargetPoller:
             progress_out_of_range=result.progress_out_of_range,
             approximate_jobs=read.approximate,
             approximate_parts=read.approximate_parts,
+            unseen_jobs=read.unseen,
         )
         folded = fold_projects(result.groups, self._max_projects)
         snapshot = Snapshot(
@@ -257,10 +267,14 @@ class TargetPoller:
         )
 
     def _derive(self, read: WindowRead) -> None:
-        """Hand the published poll's jobs to the steps that compare successive polls."""
+        """Hand the published poll's jobs to the steps that compare successive polls, with the
+        last poll's jobs its counts say are still there unseen (``unseen_carry``)."""
+        shown = [*read.jobs(), *carried_jobs(self._dense_jobs, read)]
+        self._dense_jobs = dense_jobs(shown, read)
+        unseen = tuple(UnseenJobs(u.piece, u.part.quotas, u.unseen) for u in read.unsure)
         try:
-            jobs = started_by(read.jobs(), read.window.end)
-            self._observer.poll_published(self.target, read.window, jobs)
+            jobs = started_by(shown, read.window.end)
+            self._observer.poll_published(self.target, read.window, jobs, unseen)
         except Exception:  # a defect there must not undo a published poll, nor escape
             log.error(
                 "comparing the poll with the last one failed",

@@ -72,9 +72,12 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             roll = state.rng.random()
         if faults.latency:
             time.sleep(faults.latency)
+        parts = urlsplit(self.path)
+        action = ACTION if parts.path == PATH else quota_action(parts.path)
         if state.limit is not None and not state.limit.take():
             with state.lock:
                 state.throttled += 1
+                state.throttled_actions[action or parts.path] += 1
             self._fail(429, "Throttling.User", "Request was denied due to user flow control.")
             return
         if roll < faults.disconnect:
@@ -95,8 +98,6 @@ class SimulatorHandler(BaseHTTPRequestHandler):
                 503, "ServiceUnavailable", "The request has failed due to a temporary failure."
             )
             return
-        parts = urlsplit(self.path)
-        action = ACTION if parts.path == PATH else quota_action(parts.path)
         if action is None or (action != ACTION and self.server.quotas is None):
             self._fail(404, "InvalidAction.NotFound", "Specified api is not found.")
             return
@@ -173,6 +174,7 @@ class ApiSimulator(QuietThreadingHTTPServer):
         clock: Callable[[], float] = time.time,
         address: tuple[str, int] = ("127.0.0.1", 0),
         rate_limit: float | None = None,
+        rate_burst: float | None = None,
         quotas: QuotaCatalog | None = None,
     ) -> None:
         # The tenant's quotas for ListQuotas and GetQuotaUsage (None: those paths answer 404).
@@ -185,7 +187,7 @@ class ApiSimulator(QuietThreadingHTTPServer):
             faults=faults,
             clock=clock,
             rng=random.Random(faults.seed),
-            limit=TokenBucket(rate_limit) if rate_limit else None,
+            limit=TokenBucket(rate_limit, burst=rate_burst) if rate_limit else None,
         )
         super().__init__(address, SimulatorHandler)
         self._thread: threading.Thread | None = None

@@ -8,7 +8,7 @@ import random
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -72,6 +72,8 @@ class SimulatorState:
     index: tuple[list[int], bool] | None = None
     limit: TokenBucket | None = None
     throttled: int = 0
+    # The limit counts every operation's requests together; these say whose were refused.
+    throttled_actions: Counter[str] = field(default_factory=Counter)
 
     def matching(
         self, window_start: int, window_end: int, owners: frozenset, quotas: frozenset
@@ -134,12 +136,16 @@ class SimulatorState:
 
 
 class TokenBucket:
-    """The service's own request limit: ``rate`` a second, bursts of one second's worth."""
+    """The service's own request limit: ``rate`` a second, bursts of ``burst`` requests (one
+    second's worth unless told)."""
 
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate: float, clock: Callable[[], float] = time.monotonic, burst: float | None = None
+    ) -> None:
         self.rate = rate
+        self.burst = rate if burst is None else burst
         self._clock = clock
-        self._tokens = rate
+        self._tokens = self.burst
         self._at = clock()
         self._lock = threading.Lock()
 
@@ -147,7 +153,7 @@ class TokenBucket:
         """True if a request may pass now; False if it is over the limit."""
         with self._lock:
             now = self._clock()
-            self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
             self._at = now
             if self._tokens < 1:
                 return False

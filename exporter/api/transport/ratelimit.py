@@ -27,6 +27,8 @@ CUBIC_SCALE = 0.4  # CUBIC's C, as the AWS SDKs use it
 MAX_PROBE_STEP_SECONDS = 1.0  # time that counts towards growth between two limited successes
 INITIAL_IN_FLIGHT = 4  # requests in flight before a latency is measured; the limiter's burst
 LATENCY_WEIGHT = 0.2  # weight of a new answer's latency in the moving average
+PACE_SAMPLE = 16  # the last sends whose pace tells whether the rate is what holds them back
+PACE_SHARE = 0.8  # ...as it is when they went out at least this share of the rate
 
 
 class AdaptiveRate:
@@ -89,6 +91,7 @@ class RateLimiter:
         self._clock = clock
         self._next = 0.0  # theoretical arrival time of the next request
         self._cuts_seen = 0
+        self._sends: deque[float] = deque(maxlen=PACE_SAMPLE)  # when the last requests went
 
     def reserve(self) -> float:
         """Book the next slot; the seconds to wait before using it."""
@@ -103,11 +106,30 @@ class RateLimiter:
         return max(0.0, arrival - (self._burst - 1) * interval - now)
 
     async def acquire(self) -> bool:
-        """Wait for a slot; True if the rate made the caller wait."""
+        """Wait for a slot; True if the rate is what held the caller back.
+
+        A wait for a slot alone does not say so: requests let in at once by the in-flight
+        limit book slots ahead of the pace and wait for them while the process (a busy CPU)
+        or the answers keep the requests actually sent far below the rate. Counted as held
+        back, those waits let a busy exporter's rate grow to ~3x what the service allows
+        (144/s against 50/s), a rate it never sent at, so the service never answered it.
+        So the caller was held back only if it waited and the last ``PACE_SAMPLE`` requests
+        went out at ``PACE_SHARE`` of the rate or faster (RFC 7661 validates a TCP sender's
+        window by the data it had in flight the same way).
+        """
         delay = self.reserve()
         if delay > 0:
             await asyncio.sleep(delay)
-        return delay > 0
+        return self.kept_pace(self._clock()) and delay > 0
+
+    def kept_pace(self, now: float) -> bool:
+        """Note a request sent at ``now``; True if the last ``PACE_SAMPLE`` went out at
+        ``PACE_SHARE`` of the rate or faster."""
+        self._sends.append(now)
+        if len(self._sends) < PACE_SAMPLE:
+            return False
+        elapsed = now - self._sends[0]
+        return elapsed <= 0 or (PACE_SAMPLE - 1) / elapsed >= PACE_SHARE * self.rate.rate
 
 
 class InFlightLimit:

@@ -14,6 +14,7 @@ import pytest
 from exporter.api.transport.ratelimit import (
     CUBIC_SCALE,
     DECREASE_FACTOR,
+    INITIAL_RATE,
     PACE_SAMPLE,
     AdaptiveRate,
     RateLimiter,
@@ -103,6 +104,21 @@ def test_waits_for_slots_booked_ahead_hold_nothing_back_when_sends_lag_the_pace(
     later = 10.0
     paced = [limiter.kept_pace(later + n / 100) for n in range(32)]
     assert paced == [False] * (PACE_SAMPLE - 1) + [True] * (32 - PACE_SAMPLE + 1)
+
+
+async def test_below_the_starting_rate_a_wait_for_a_slot_is_held_back_whatever_the_pace() -> None:
+    """After an outage's cuts a 1 s poll sends two requests before its deadline: the pace of
+    the sample never holds, yet the rate must grow back or the polls never finish again."""
+    rate = AdaptiveRate(ceiling=1000.0, initial=100.0)
+    for _ in range(10):
+        rate.on_throttled(scheduled_at=time.monotonic(), now=time.monotonic())
+    assert rate.rate < INITIAL_RATE
+    limiter = RateLimiter(rate, burst=1)
+    assert await limiter.acquire() is False  # the first slot is free: nothing held it back
+    assert await limiter.acquire() is True  # waited for its slot, with too few sends to pace
+    limiter = RateLimiter(AdaptiveRate(ceiling=1000.0, initial=100.0), burst=1)
+    await limiter.acquire()
+    assert await limiter.acquire() is False  # at the starting rate and above, the pace decides
 
 
 def metric_values(text: str) -> dict[str, float]:

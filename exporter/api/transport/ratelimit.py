@@ -120,7 +120,12 @@ class RateLimiter:
         delay = self.reserve()
         if delay > 0:
             await asyncio.sleep(delay)
-        return self.kept_pace(self._clock()) and delay > 0
+        kept_pace = self.kept_pace(self._clock())
+        # Below the starting rate the pace cannot tell: after a run of cuts (an outage) the
+        # in-flight limit (rate x latency) and a poll's deadline, not the rate, bound the sends,
+        # and a rate that grew only on kept pace would never grow back (a 1 s demo poll stayed
+        # at 4/s after its outage). There, as before, a wait for a slot is being held back.
+        return delay > 0 and (kept_pace or self.rate.rate < INITIAL_RATE)
 
     def kept_pace(self, now: float) -> bool:
         """Note a request sent at ``now``; True if the last ``PACE_SAMPLE`` went out at

@@ -150,8 +150,10 @@ class Config:
 
     @property
     def longest_interval(self) -> float:
-        """The longest ``poll.interval`` of any target (its own, or the top-level one)."""
-        return max(self.poll_for(target).interval for target in self.targets)
+        """The longest ``poll.interval`` of any target (its own, or the top-level one); the
+        top-level one where there is no target (a shard that was given none)."""
+        intervals = (self.poll_for(target).interval for target in self.targets)
+        return max(intervals, default=self.poll.interval)
 
     def poll_for(self, target: Target) -> PollSettings:
         """The poll settings ``target`` runs with: its own ``poll`` block, else the top-level."""

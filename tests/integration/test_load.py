@@ -165,12 +165,13 @@ def basic_auth_header(user: str, password: str) -> str:
 
 def scrape_as_prometheus(scraper: httpx.Client, url: str) -> int:
     """A GET on a kept-alive connection, retried once on a new one if the server closed the idle
-    connection as the request went out, as Go's net/http (Prometheus' client) retries an
-    idempotent request. Under a flood the server makes room by closing the longest idle
-    connection, and between scrapes that may be the scraper's."""
+    connection as the request went out (an EOF, or a reset when the request's bytes met the
+    closed socket), as Go's net/http (Prometheus' client) retries an idempotent request on a
+    reused connection that failed before any answer. Under a flood the server makes room by
+    closing the longest idle connection, and between scrapes that may be the scraper's."""
     try:
         return scraper.get(url).status_code
-    except httpx.RemoteProtocolError:
+    except (httpx.RemoteProtocolError, httpx.ReadError):
         return scraper.get(url).status_code
 
 

@@ -29,6 +29,7 @@ from exporter.polling.read.page_checks import (
     pages_needed,
     without_strays,
 )
+from exporter.polling.read.read_order import longest_first
 from exporter.polling.read.read_result import SliceRead, UnsurePart, WindowRead
 from exporter.polling.read.slices import (
     estimate_points,
@@ -111,7 +112,7 @@ class WindowReader:
         self._pieces = set(plan)
         # The first poll's single slice is a survey, not a plan that turned out too small.
         self._survey = plan == [window]
-        for piece in plan:
+        for piece in longest_first(plan, self._seen):
             self._enqueue(lambda piece=piece: self._read_slice(piece, grew=False))
         try:
             async with asyncio.TaskGroup() as group:

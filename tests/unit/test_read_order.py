@@ -59,6 +59,7 @@ async def test_a_planned_read_starts_the_robot_of_its_dense_second_before_the_ot
     first = await read(listing)
     listing.requests.clear()
     listing.filters.clear()
+    listing.ahead.clear()
     second = await read(listing, ReadPlan.after(first))
     assert ids(second) == sorted(listing.jobs)
     # The dense slice's page 1 goes first, then its parts' counts, the robot's first: its
@@ -68,3 +69,7 @@ async def test_a_planned_read_starts_the_robot_of_its_dense_second_before_the_ot
     robot = [n for n, f in enumerate(listing.filters) if f.owners == ("robot",)]
     assert len(robot) == 2 * 100 // 20  # pages 1-5 forward, 5-1 backward
     assert robot[0] <= 4
+    # Each of the dense second's requests after its slice's page 1 (and only those) goes
+    # ahead of the line for a place in flight, as its steps go ahead in the reader's queue.
+    dense = [piece.contains(BURST) and piece.width <= 3 for piece, _ in listing.requests]
+    assert listing.ahead == [False, *dense[1:]]

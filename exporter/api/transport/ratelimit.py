@@ -169,11 +169,15 @@ class InFlightLimit:
         else:
             self.latency += LATENCY_WEIGHT * (seconds - self.latency)
 
-    async def acquire(self) -> None:
-        """Wait until one more request may be in flight, and count it."""
+    async def acquire(self, ahead: bool = False) -> None:
+        """Wait until one more request may be in flight, and count it; ``ahead``: at the front
+        of the line, for a request the rest of a read waits on (a page of a chain of pages)."""
         while self.in_flight >= self.limit:
             waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
+            if ahead:
+                self._waiters.appendleft(waiter)
+            else:
+                self._waiters.append(waiter)
             try:
                 await waiter
             finally:

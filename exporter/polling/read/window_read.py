@@ -41,7 +41,8 @@ from exporter.polling.read.slices import (
 MAX_SLICE_ATTEMPTS = 4
 
 
-# ``fetch(piece, number)``, or ``fetch(piece, number, part)`` for a part of a dense second.
+# ``fetch(piece, number)``; ``fetch(piece, number, part, ahead=True)`` for a dense second, whose
+# requests go ahead of the others waiting for a place in flight, as its steps do in the queue.
 FetchPage = Callable[..., Awaitable[Page]]
 
 
@@ -134,14 +135,14 @@ class WindowReader:
             finally:
                 self._queue.task_done()
 
-    async def _get(self, piece: TimeSlice, number: int, part: JobFilter = EVERY_JOB) -> Page:
+    async def _get(self, piece: TimeSlice, number: int, part: JobFilter | None = None) -> Page:
         if self._started >= self._request_cap:
             raise too_many_jobs(self._request_cap)
         self._started += 1
-        if part == EVERY_JOB:
+        if part is None:
             page = await self._fetch(piece, number)
-        else:
-            page = await self._fetch(piece, number, part)
+        else:  # a dense second's (``part`` may be all of it)
+            page = await self._fetch(piece, number, part, ahead=True)
         self._requests += page.requests
         return without_strays(piece, page)
 

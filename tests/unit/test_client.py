@@ -464,10 +464,11 @@ async def test_a_request_sent_ahead_waits_at_the_front_of_the_line() -> None:
 
     waiting = [asyncio.create_task(wait(f"queued{n}", False)) for n in range(3)]
     await asyncio.sleep(0.01)
-    waiting.append(asyncio.create_task(wait("chain", True)))
+    waiting += [asyncio.create_task(wait(f"chain{n}", True)) for n in range(2)]
     await asyncio.sleep(0.01)
-    for _ in range(4):
+    for _ in range(5):
         limit.release()
         await asyncio.sleep(0.01)
     await asyncio.wait_for(asyncio.gather(*waiting), 1)
-    assert order == ["chain", "queued0", "queued1", "queued2"]
+    # Ahead of the others, and in their own order among themselves.
+    assert order == ["chain0", "chain1", "queued0", "queued1", "queued2"]

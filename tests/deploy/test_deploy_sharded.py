@@ -83,15 +83,24 @@ def owner(simulator: ApiSimulator, n: int) -> int:
     return shard_of(target, SHARDS)
 
 
+def started_simulators() -> list[ApiSimulator]:
+    """One simulator per target, each serving its own jobs."""
+    credentials = {KEY.access_key_id: (KEY.access_key_secret, None)}
+    return [ApiSimulator(jobs_of(n), credentials=credentials).start() for n in range(TARGETS)]
+
+
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory) -> Iterator[Fleet]:
     workdir = tmp_path_factory.mktemp("sharded")
-    simulators = [
-        ApiSimulator(jobs_of(n), credentials={KEY.access_key_id: (KEY.access_key_secret, None)})
-        for n in range(TARGETS)
-    ]
-    for simulator in simulators:
-        simulator.start()
+    simulators = started_simulators()
+    # A target's endpoint (a port the kernel picks) is part of its identity, so with 9 targets
+    # one shard gets none about one run in 13; new ports give every shard targets of its own.
+    for _ in range(20):
+        if len({owner(sim, n) for n, sim in enumerate(simulators)}) == SHARDS:
+            break
+        for simulator in simulators:
+            simulator.stop()
+        simulators = started_simulators()
     config = workdir / "config.yaml"
     config.write_text(config_text(simulators), encoding="utf-8")
     shards = [

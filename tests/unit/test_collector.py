@@ -217,3 +217,31 @@ def test_a_scrape_never_queues_behind_another_one_rendering_a_new_state() -> Non
     with renderer._lock:  # another scrape is rendering the new state
         assert renderer.job_exposition() is before
     assert renderer.job_exposition() is not before
+
+
+def test_a_scrape_during_a_publication_serves_the_last_state_and_renders_no_chunk(
+    monkeypatch,
+) -> None:
+    from exporter.metrics import job_chunks
+
+    store = SnapshotStore((PROD, OTHER))
+    metrics = ExporterMetrics(store, (PROD, OTHER), ("account",), 60.0, process_metrics=False)
+    scraped: list[tuple[bytes, int]] = []
+    rendered: list[int] = []
+    # Registered before the renderer's: called while the new status is not yet rendered.
+    store.on_success(lambda status: scraped.append((renderer.render(), len(rendered))))
+    renderer = MetricsRenderer(store, metrics)
+    store.publish_success(PROD, snapshot(job_record("a")))
+    store.publish_success(OTHER, snapshot(job_record("b")))
+    scraped.clear()
+    original = job_chunks.family_texts
+    monkeypatch.setattr(
+        job_chunks, "family_texts", lambda families: rendered.append(1) or original(families)
+    )
+    store.publish_success(OTHER, snapshot(job_record("b"), job_record("c", project="p9")))
+    [(during, renders_by_the_scrape)] = scraped
+    assert b'project="p9"' not in during  # the publication is not served before it is rendered
+    assert renders_by_the_scrape == 0
+    assert rendered == [1]  # OTHER's new snapshot, by the publication
+    assert b'project="p9"' in renderer.render()
+    assert rendered == [1]

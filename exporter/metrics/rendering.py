@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import zlib
 from dataclasses import dataclass
 
 from exporter.metrics.counter_chunks import stitched, versions
+from exporter.metrics.crc32_combine import crc32_combine
 from exporter.metrics.job_chunks import (
     EMPTY_PARTS,
     JobChunks,
@@ -120,6 +120,6 @@ def with_counters(jobs: JobParts, metrics: ExporterMetrics) -> JobParts:
     for chunk in stitched(metrics.counter_collectors):
         plain.append(chunk.plain)
         deflated.append(chunk.deflated)
-        crc = zlib.crc32(chunk.plain, crc)
+        crc = crc32_combine(crc, chunk.crc, chunk.shift)
         length += len(chunk.plain)
     return JobParts(tuple(plain), b"".join(deflated), crc, length)

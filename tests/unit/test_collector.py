@@ -245,3 +245,26 @@ def test_a_scrape_during_a_publication_serves_the_last_state_and_renders_no_chun
     assert rendered == [1]  # OTHER's new snapshot, by the publication
     assert b'project="p9"' in renderer.render()
     assert rendered == [1]
+
+
+def test_an_assembly_combines_the_chunks_crcs_and_reads_no_body_again(monkeypatch) -> None:
+    import gzip
+    import zlib
+
+    store = SnapshotStore((PROD, OTHER))
+    metrics = ExporterMetrics(store, (PROD, OTHER), ("account",), 60.0, process_metrics=False)
+    renderer = MetricsRenderer(store, metrics)
+    store.publish_success(PROD, snapshot(*(job_record(f"j{n}", project=f"p{n}") for n in range(9))))
+    renderer.render_gzip()
+    store.publish_success(OTHER, snapshot(job_record("k", quota="q2")))
+    summed: list[int] = []
+    original = zlib.crc32
+    with monkeypatch.context() as patched:
+        patched.setattr(
+            zlib, "crc32", lambda data, crc=0: summed.append(len(data)) or original(data, crc)
+        )
+        compressed = renderer.render_gzip()  # a new state: assembled again
+    # The jobs' and counters' CRCs were combined from their chunks'; only the self-metrics,
+    # rendered per scrape, were summed.
+    assert summed == [len(renderer.render_parts()[-1])]
+    assert gzip.decompress(compressed) == renderer.render()

@@ -62,7 +62,7 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
     return cert, key
 
 
-# Modules that take the longest on one worker, longest first. Under `-n auto --dist loadscope`
+# Modules that take the longest on one worker, longest first. Under `-n <N> --dist loadscope`
 # each module goes whole to one worker in collection order; started last, these made the run's
 # tail (one worker busy for minutes while the other idled). Started first, the short modules
 # fill in beside them. The order changes nothing else: every test still runs.
@@ -74,6 +74,7 @@ LONG_MODULES = (
     "tests/integration/test_fleet.py",
     "tests/deploy/test_deploy_live_prometheus.py",
     "tests/integration/test_credentials_rotation.py",
+    "tests/integration/test_consumption.py",
 )
 
 

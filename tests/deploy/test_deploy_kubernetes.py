@@ -1,8 +1,7 @@
 """Checks of the kustomize base in deploy/kubernetes, rendered without kubectl.
 
-The base is rendered in Python (resources list, configMapGenerator, namespace, labels,
-images) and every core manifest is validated against the Kubernetes OpenAPI schemas of
-kubernetes-validate.
+The base is rendered in Python (tests/support/kustomize_render.py) and every core manifest
+is validated against the Kubernetes OpenAPI schemas of kubernetes-validate.
 ServiceMonitor and PrometheusRule are CRDs without a bundled schema: their key fields are
 checked by hand, and the PrometheusRule must carry exactly the groups of
 deploy/prometheus/rules.yml. After editing rules.yml, regenerate the copy with:
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.kustomize_generator import generate_config_map
+from tests.support import kustomize_render
 from tests.support.tools import ROOT
 
 BASE = ROOT / "deploy" / "kubernetes"
@@ -73,61 +72,9 @@ def kustomization() -> dict[str, Any]:
     return yaml.safe_load((BASE / "kustomization.yaml").read_text(encoding="utf-8"))
 
 
-# Kinds whose pod template kustomize updates (ConfigMap names, images, template labels).
-WORKLOADS = {"Deployment", "StatefulSet"}
-
-
 def render(base: Path = BASE) -> list[dict[str, Any]]:
-    """Render the base (or an overlay of it) like `kustomize build` for the features used."""
-    kust = yaml.safe_load((base / "kustomization.yaml").read_text(encoding="utf-8"))
-    docs: list[dict[str, Any]] = []
-    renamed: dict[str, str] = {}
-    for resource in kust["resources"]:
-        path = (base / resource).resolve()
-        if path.is_dir():  # a base this overlay builds on, already rendered
-            below = render(path)
-            for doc in below:
-                if doc["kind"] == "ConfigMap":  # generated: <name>-<hash>
-                    renamed[doc["metadata"]["name"].rsplit("-", 1)[0]] = doc["metadata"]["name"]
-            docs += below
-            continue
-        assert path.is_file(), f"kustomization.yaml lists {resource}, which does not exist"
-        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
-            if doc is not None:
-                docs.append(doc)
-    for patch in kust.get("patches", []):
-        deleted = yaml.safe_load((base / patch["path"]).read_text(encoding="utf-8"))
-        assert deleted.pop("$patch") == "delete", "only deleting patches are rendered here"
-        key = (deleted["kind"], deleted["metadata"]["name"])
-        docs = [doc for doc in docs if (doc["kind"], doc["metadata"]["name"]) != key]
-    generated = [generate_config_map(base, entry) for entry in kust.get("configMapGenerator", [])]
-    renamed |= {
-        entry["name"]: doc["metadata"]["name"]
-        for entry, doc in zip(kust.get("configMapGenerator", []), generated, strict=True)
-    }
-    for doc in docs:
-        if doc["kind"] in WORKLOADS:
-            for volume in doc["spec"]["template"]["spec"].get("volumes", []):
-                if "configMap" in volume:
-                    name = volume["configMap"]["name"]
-                    volume["configMap"]["name"] = renamed.get(name, name)
-    docs = generated + docs
-    for doc in docs:
-        if "namespace" in kust:
-            doc["metadata"]["namespace"] = kust["namespace"]
-        for entry in kust.get("labels", []):
-            doc["metadata"].setdefault("labels", {}).update(entry["pairs"])
-            if entry.get("includeTemplates") and doc["kind"] in WORKLOADS:
-                template = doc["spec"]["template"]["metadata"]
-                template.setdefault("labels", {}).update(entry["pairs"])
-        if doc["kind"] in WORKLOADS:
-            for container in doc["spec"]["template"]["spec"]["containers"]:
-                for image in kust.get("images", []):
-                    name, _, _tag = container["image"].partition(":")
-                    if name == image["name"]:
-                        new_name = image.get("newName", name)
-                        container["image"] = f"{new_name}:{image.get('newTag', _tag)}"
-    return docs
+    """The base (or an overlay of it) as `kustomize build` gives it, rendered in Python."""
+    return kustomize_render.render(base)
 
 
 @pytest.fixture(scope="module")

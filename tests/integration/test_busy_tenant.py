@@ -1,5 +1,6 @@
 """A busy tenant: the exporter against a simulator whose running list moves while it is read,
-and the request rate it learns from a service that throttles."""
+and the request rate it learns from a service that throttles (the rate's arithmetic alone:
+tests/unit/test_ratelimit.py)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from exporter.api.transport.ratelimit import (
-    CUBIC_SCALE,
-    DECREASE_FACTOR,
-    INITIAL_RATE,
-    PACE_SAMPLE,
-    AdaptiveRate,
-    RateLimiter,
-)
 from exporter.api.wire.running_jobs import ACTION
 from exporter.demo.churn import Churn, ChurningJobs
 from exporter.demo.simulator import ApiSimulator, Faults
@@ -28,97 +21,6 @@ from tests.support.waiting import eventually
 
 KEY_ID, SECRET = "LTAIbusy", "busy-secret-value"
 ENV = {"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET}
-
-
-def succeed(rate: AdaptiveRate, start: float, seconds: float, limited: bool = True) -> float:
-    """Limited successes every 0.1 s from ``start`` for ``seconds``; the time after them."""
-    now = start
-    for _ in range(round(seconds * 10)):
-        now += 0.1
-        rate.on_success(limited=limited, now=now)
-    return now
-
-
-def test_the_rate_doubles_in_slow_start_and_is_cut_on_throttling() -> None:
-    rate = AdaptiveRate(ceiling=1000.0, initial=50.0)
-    now = succeed(rate, 0.0, 5.0)
-    assert rate.rate == 100.0  # slow start: one more request a second per success
-    rate.on_throttled(scheduled_at=now, now=now + 0.1)
-    assert rate.rate == pytest.approx(100.0 * DECREASE_FACTOR)
-    rate.on_throttled(scheduled_at=now + 0.05, now=now + 0.2)  # scheduled before the cut
-    assert rate.rate == pytest.approx(70.0)
-
-
-def test_after_a_cut_the_rate_grows_back_along_cubics_curve() -> None:
-    rate = AdaptiveRate(ceiling=1000.0, initial=100.0)
-    rate.on_throttled(scheduled_at=1.0, now=1.0)
-    k = (100.0 * (1 - DECREASE_FACTOR) / CUBIC_SCALE) ** (1 / 3)  # 4.22 s back to 100/s
-    now = succeed(rate, 1.0, 2.0)
-    assert rate.rate == pytest.approx(CUBIC_SCALE * (2.0 - k) ** 3 + 100.0)  # 96.3: quickly
-    succeed(rate, now, 3.0)
-    assert rate.rate == pytest.approx(CUBIC_SCALE * (5.0 - k) ** 3 + 100.0)  # just past 100
-
-
-def test_the_rate_is_not_raised_and_does_not_grow_while_it_holds_nothing_back() -> None:
-    rate = AdaptiveRate(ceiling=1000.0, initial=50.0)
-    now = succeed(rate, 0.0, 50.0, limited=False)
-    assert rate.rate == 50.0
-    rate.on_throttled(scheduled_at=now, now=now)
-    now = succeed(rate, now, 100.0, limited=False)  # idle between polls: no growth
-    succeed(rate, now, 0.1)
-    k = (50.0 * (1 - DECREASE_FACTOR) / CUBIC_SCALE) ** (1 / 3)
-    assert rate.rate == pytest.approx(CUBIC_SCALE * (0.1 - k) ** 3 + 50.0)  # 0.1 s of growth
-
-
-def test_the_rate_stays_within_its_ceiling_and_floor() -> None:
-    rate = AdaptiveRate(ceiling=60.0, initial=50.0)
-    succeed(rate, 0.0, 10.0)
-    assert rate.rate == 60.0
-    for n in range(100):
-        rate.on_throttled(scheduled_at=float(2 * n + 1), now=float(2 * n + 2))
-    assert rate.rate == 1.0
-
-
-def test_after_a_cut_the_limiter_paces_at_once_instead_of_bursting() -> None:
-    now = [100.0]
-    rate = AdaptiveRate(ceiling=1000.0, initial=10.0)
-    limiter = RateLimiter(rate, burst=4, clock=lambda: now[0])
-    assert [limiter.reserve() for _ in range(4)] == [0.0, 0.0, 0.0, 0.0]  # a burst of 4
-    now[0] = 101.0  # idle for a second: the burst is available again...
-    rate.on_throttled(scheduled_at=100.5, now=101.0)  # ...but the service just throttled
-    interval = 1 / rate.rate
-    delays = [limiter.reserve() for _ in range(4)]
-    assert delays == pytest.approx([0.0, interval, 2 * interval, 3 * interval])
-
-
-def test_waits_for_slots_booked_ahead_hold_nothing_back_when_sends_lag_the_pace() -> None:
-    now = [0.0]
-    rate = AdaptiveRate(ceiling=1000.0, initial=100.0)
-    limiter = RateLimiter(rate, burst=1, clock=lambda: now[0])
-    # 32 requests let in at once book 32 slots 10 ms apart; a busy CPU sends one every 20 ms.
-    delays = [limiter.reserve() for _ in range(32)]
-    assert delays == pytest.approx([n / 100 for n in range(32)])
-    held_back = [limiter.kept_pace(n * 0.02) for n in range(32)]
-    assert held_back == [False] * 32  # 50/s is under PACE_SHARE of 100/s
-    # Sent at their slots instead: held back once a full sample has kept the pace.
-    later = 10.0
-    paced = [limiter.kept_pace(later + n / 100) for n in range(32)]
-    assert paced == [False] * (PACE_SAMPLE - 1) + [True] * (32 - PACE_SAMPLE + 1)
-
-
-async def test_below_the_starting_rate_a_wait_for_a_slot_is_held_back_whatever_the_pace() -> None:
-    """After an outage's cuts a 1 s poll sends two requests before its deadline: the pace of
-    the sample never holds, yet the rate must grow back or the polls never finish again."""
-    rate = AdaptiveRate(ceiling=1000.0, initial=100.0)
-    for _ in range(10):
-        rate.on_throttled(scheduled_at=time.monotonic(), now=time.monotonic())
-    assert rate.rate < INITIAL_RATE
-    limiter = RateLimiter(rate, burst=1)
-    assert await limiter.acquire() is False  # the first slot is free: nothing held it back
-    assert await limiter.acquire() is True  # waited for its slot, with too few sends to pace
-    limiter = RateLimiter(AdaptiveRate(ceiling=1000.0, initial=100.0), burst=1)
-    await limiter.acquire()
-    assert await limiter.acquire() is False  # at the starting rate and above, the pace decides
 
 
 def metric_values(text: str) -> dict[str, float]:

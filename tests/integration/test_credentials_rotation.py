@@ -72,7 +72,11 @@ async def test_ten_rotations_fail_no_poll_and_send_no_expired_token(
     codes = {
         k[1]: v for k, v in scraped.items() if k[0] == "maxcompute_exporter_api_requests_total"
     }
-    assert codes == {"200": simulator.state.requests}  # every request the simulator saw was good
+    # Every request was answered 200, but for any the in-process simulator answered later than
+    # poll.timeout on a loaded machine (retried, counted as a timeout): none was refused.
+    assert set(codes) <= {"200", "timeout"}, codes
+    late = codes.get("timeout", 0)
+    assert codes["200"] <= simulator.state.requests <= codes["200"] + late
     assert not [k for k, v in scraped.items() if k[0].endswith("poll_errors_total") and v]
     # Renewed in the background: no poll had to wait for a renewal.
     assert "waited for a credential renewal" not in caplog.text

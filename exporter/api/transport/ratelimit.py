@@ -18,7 +18,7 @@ import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 INITIAL_RATE = 50.0  # requests/s before anything is learned
 MIN_RATE = 1.0
@@ -92,6 +92,8 @@ class RateLimiter:
         self._next = 0.0  # theoretical arrival time of the next request
         self._cuts_seen = 0
         self._sends: deque[float] = deque(maxlen=PACE_SAMPLE)  # when the last requests went
+        # A wait for a slot began since the last success was told of it (``take_held_back``).
+        self._held_back = False
 
     def reserve(self) -> float:
         """Book the next slot; the seconds to wait before using it."""
@@ -119,7 +121,13 @@ class RateLimiter:
         """
         delay = self.reserve()
         if delay > 0:
-            await asyncio.sleep(delay)
+            if self._pace_binds(self._clock()):
+                self._held_back = True
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                self._give_back()
+                raise
         kept_pace = self.kept_pace(self._clock())
         # Below the starting rate the pace cannot tell: after a run of cuts (an outage) the
         # in-flight limit (rate x latency) and a poll's deadline, not the rate, bound the sends,
@@ -127,13 +135,44 @@ class RateLimiter:
         # at 4/s after its outage). There, as before, a wait for a slot is being held back.
         return delay > 0 and (kept_pace or self.rate.rate < INITIAL_RATE)
 
+    def take_held_back(self) -> bool:
+        """True if a request waited for a slot (as ``acquire`` counts it) since the last call.
+
+        A success counts as held back by the rate when any request waited since the last one,
+        not only when it waited itself: at the floor rate a poll's burst goes out at once and
+        the requests that wait for the rate are cut off by the poll's deadline before they are
+        answered. Counting only their own successes, the rate never grew back and every later
+        poll failed (the demo stayed blind for good after its throttling burst).
+        """
+        held, self._held_back = self._held_back, False
+        return held
+
+    def _pace_binds(self, now: float) -> bool:
+        """Whether a wait starting ``now`` is the rate holding requests back (see ``acquire``)."""
+        if self.rate.rate < INITIAL_RATE:
+            return True
+        return self._paced([*self._sends, now][-PACE_SAMPLE:])
+
+    def _give_back(self) -> None:
+        """A request gave up its booked slot unsent (its poll ran out of time): free it.
+
+        Kept, the slots of a poll's cut-off requests pushed the schedule ever further ahead:
+        at 1 request/s, a poll of 2 500 requests cut off after 54 s left the next slot some
+        40 minutes away, and every later poll failed waiting for it.
+        """
+        self._next = max(self._clock(), self._next - 1.0 / self.rate.rate)
+
     def kept_pace(self, now: float) -> bool:
         """Note a request sent at ``now``; True if the last ``PACE_SAMPLE`` went out at
         ``PACE_SHARE`` of the rate or faster."""
         self._sends.append(now)
-        if len(self._sends) < PACE_SAMPLE:
+        return self._paced(self._sends)
+
+    def _paced(self, sends: Sequence[float]) -> bool:
+        """Whether ``sends`` are a full sample that went out at ``PACE_SHARE`` of the rate."""
+        if len(sends) < PACE_SAMPLE:
             return False
-        elapsed = now - self._sends[0]
+        elapsed = sends[-1] - sends[0]
         return elapsed <= 0 or (PACE_SAMPLE - 1) / elapsed >= PACE_SHARE * self.rate.rate
 
 

@@ -96,7 +96,8 @@ class PacedRetries:
                     raise
                 retry_after = error.retry_after
             else:
-                self.rate.on_success(limited, time.monotonic())
+                held_back = self._limiter.take_held_back()
+                self.rate.on_success(limited or held_back, time.monotonic())
                 return result, attempt + 1
             finally:
                 self.in_flight.release()

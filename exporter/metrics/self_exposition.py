@@ -130,7 +130,7 @@ class SelfExposition:
             if (
                 read is None
                 or id(collector) in self._collected
-                or not self._direct(collector, read, out)
+                or not self._read(collector, read, out)
             ):
                 self._collect(collector, out)
         if len(self._children) + len(self._lines) > CACHE_SLACK * len(out) + 1000:
@@ -144,6 +144,15 @@ class SelfExposition:
         if text is None:
             text = self._headers[key] = header(family).decode()
         return text
+
+    def _read(self, collector: Collector, read: Callable, out: list[str]) -> bool:
+        """``_direct``, or False if this prometheus_client's metrics are not laid out as read
+        here (their children are internals): then the collector is collected as usual."""
+        try:
+            return self._direct(collector, read, out)
+        except (AttributeError, TypeError, ValueError):
+            self._collected.add(id(collector))
+            return False
 
     def _direct(self, collector: Collector, read: Callable, out: list[str]) -> bool:
         """Write a Counter, Gauge or Histogram from its children's values; False (nothing

@@ -197,3 +197,23 @@ def test_a_registry_with_target_info_renders_as_generate_latest(count: int) -> N
     Counter("one", "One.", registry=registry).inc()
     rendered, expected = both(registry, SelfExposition(registry))
     assert rendered == expected
+
+
+def test_metrics_laid_out_otherwise_than_read_are_collected_as_usual() -> None:
+    registry = SelfRegistry()
+    counter = Counter("odd", "Odd.", ["target"], registry=registry)
+    counter.labels("a").inc(3)
+    del counter._metrics  # as if another prometheus_client kept its children elsewhere
+    counter._metrics = {("a",): object()}  # children that cannot be read directly
+    counter.collect = lambda: [family("odd", 3.0)]
+    rendered = SelfExposition(registry).render().decode()
+    assert rendered == generate_latest(registry).decode()
+    assert 'odd_total{target="a"} 3.0\n' in rendered
+
+
+def family(name: str, value: float):
+    from prometheus_client.core import CounterMetricFamily
+
+    made = CounterMetricFamily(name, "Odd.", labels=["target"])
+    made.add_metric(["a"], value)
+    return made

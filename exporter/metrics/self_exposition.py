@@ -116,10 +116,10 @@ class SelfExposition:
         self._headers: dict[tuple[str, str, str], str] = {}
         # Per child of a Counter, Gauge or Histogram: its sample prefixes; per other sample:
         # its prefix. Filled by the first render that meets them, read by later ones.
-        self._children: dict[tuple[int, tuple[str, ...]], tuple[str, ...]] = {}
+        self._children: dict[tuple[Collector, tuple[str, ...]], tuple[str, ...]] = {}
         self._lines: dict[tuple, str] = {}
         # Collectors whose children sampled otherwise than expected: collected as usual.
-        self._collected: set[int] = set()
+        self._collected: set[Collector] = set()
 
     def render(self) -> bytes:
         if self._registry.get_target_info() is not None:
@@ -127,11 +127,7 @@ class SelfExposition:
         out: list[str] = []
         for collector in self._registry.collectors():
             read = value_reader(collector)
-            if (
-                read is None
-                or id(collector) in self._collected
-                or not self._read(collector, read, out)
-            ):
+            if read is None or collector in self._collected or not self._read(collector, read, out):
                 self._collect(collector, out)
         if len(self._children) + len(self._lines) > CACHE_SLACK * len(out) + 1000:
             self._children.clear()
@@ -151,7 +147,7 @@ class SelfExposition:
         try:
             return self._direct(collector, read, out)
         except (AttributeError, TypeError, ValueError):
-            self._collected.add(id(collector))
+            self._collected.add(collector)
             return False
 
     def _direct(self, collector: Collector, read: Callable, out: list[str]) -> bool:
@@ -166,13 +162,13 @@ class SelfExposition:
         lines = [self._header(family)]
         for values, child in children:
             if "_child_samples" in vars(child):  # a Gauge's set_function
-                self._collected.add(id(collector))
+                self._collected.add(collector)
                 return False
-            prefixes = self._children.get((id(collector), values))
+            prefixes = self._children.get((collector, values))
             if prefixes is None:
                 prefixes = self._child_prefixes(collector, family, values, child, read)
                 if prefixes is None:
-                    self._collected.add(id(collector))
+                    self._collected.add(collector)
                     return False
             now = read(child)
             lines += [f"{p}{floatToGoString(v)}\n" for p, v in zip(prefixes, now, strict=True)]
@@ -199,7 +195,7 @@ class SelfExposition:
                 collector._name + sample.name, dict(labels + list(sample.labels.items())), 0.0
             )
         prefixes = sample_prefixes(series)
-        self._children[(id(collector), values)] = prefixes
+        self._children[(collector, values)] = prefixes
         return prefixes
 
     def _collect(self, collector: Collector, out: list[str]) -> None:

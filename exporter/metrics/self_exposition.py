@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import Metric
@@ -82,6 +83,19 @@ def header(family: Metric) -> str:
     return generate_latest(_Families([Metric(family.name, family.documentation, family.type)]))
 
 
+@dataclass(frozen=True, slots=True)
+class SeriesText:
+    """A child's sample lines up to their values; its values and lines as last written."""
+
+    prefixes: tuple[str, ...]
+    values: tuple[float, ...] | None = None
+    text: str = ""
+
+
+def series_lines(prefixes: tuple[str, ...], values: tuple[float, ...]) -> str:
+    return "".join(f"{p}{floatToGoString(v)}\n" for p, v in zip(prefixes, values, strict=True))
+
+
 def counter_values(child: Counter) -> tuple[float, ...]:
     return (child._value.get(),)
 
@@ -114,9 +128,9 @@ class SelfExposition:
     def __init__(self, registry: SelfRegistry) -> None:
         self._registry = registry
         self._headers: dict[tuple[str, str, str], str] = {}
-        # Per child of a Counter, Gauge or Histogram: its sample prefixes; per other sample:
-        # its prefix. Filled by the first render that meets them, read by later ones.
-        self._children: dict[tuple[Collector, tuple[str, ...]], tuple[str, ...]] = {}
+        # Per child of a Counter, Gauge or Histogram: its lines' text; per other sample: its
+        # prefix. Filled by the first render that meets them, read by later ones.
+        self._children: dict[tuple[Collector, tuple[str, ...]], SeriesText] = {}
         self._lines: dict[tuple, str] = {}
         # Collectors whose children sampled otherwise than expected: collected as usual.
         self._collected: set[Collector] = set()
@@ -164,25 +178,30 @@ class SelfExposition:
             if "_child_samples" in vars(child):  # a Gauge's set_function
                 self._collected.add(collector)
                 return False
-            prefixes = self._children.get((collector, values))
-            if prefixes is None:
-                prefixes = self._child_prefixes(collector, family, values, child, read)
-                if prefixes is None:
+            kept = self._children.get((collector, values))
+            if kept is None:
+                kept = self._child_text(collector, family, values, child, read)
+                if kept is None:
                     self._collected.add(collector)
                     return False
             now = read(child)
-            lines += [f"{p}{floatToGoString(v)}\n" for p, v in zip(prefixes, now, strict=True)]
+            # Most children do not move between scrapes (zeros made up front): their lines are
+            # written once. A Gauge may be set to -0.0, which equals 0.0 but is written apart.
+            if now != kept.values or read is gauge_values:
+                kept = SeriesText(kept.prefixes, now, series_lines(kept.prefixes, now))
+                self._children[(collector, values)] = kept
+            lines.append(kept.text)
         out += lines
         return True
 
-    def _child_prefixes(
+    def _child_text(
         self,
         collector: Collector,
         family: Metric,
         values: tuple[str, ...],
         child: Collector,
         read: Callable,
-    ) -> tuple[str, ...] | None:
+    ) -> SeriesText | None:
         samples = child._child_samples()
         if len(samples) != len(read(child)) or any(
             s.name in OPENMETRICS_SUFFIXES or s.timestamp is not None for s in samples
@@ -194,9 +213,9 @@ class SelfExposition:
             series.add_sample(
                 collector._name + sample.name, dict(labels + list(sample.labels.items())), 0.0
             )
-        prefixes = sample_prefixes(series)
-        self._children[(collector, values)] = prefixes
-        return prefixes
+        kept = SeriesText(sample_prefixes(series))
+        self._children[(collector, values)] = kept
+        return kept
 
     def _collect(self, collector: Collector, out: list[str]) -> None:
         for family in collector.collect():

@@ -217,3 +217,18 @@ def family(name: str, value: float):
     made = CounterMetricFamily(name, "Odd.", labels=["target"])
     made.add_metric(["a"], value)
     return made
+
+
+def test_a_gauge_set_from_zero_to_minus_zero_is_written_as_generate_latest_writes_it() -> None:
+    registry = SelfRegistry()
+    gauge = Gauge("offset", "Offset.", ["target"], registry=registry)
+    counter = Counter("count", "Count.", ["target"], registry=registry)
+    exposition = SelfExposition(registry)
+    gauge.labels("a").set(0.0)
+    counter.labels("a")
+    assert 'offset{target="a"} 0.0\n' in exposition.render().decode()
+    gauge.labels("a").set(-0.0)
+    counter.labels("a").inc(0.0)  # unchanged: its kept line is written again
+    rendered, expected = both(registry, exposition)
+    assert rendered == expected
+    assert 'offset{target="a"} -0.0\n' in rendered

@@ -5,7 +5,8 @@ filters, labels, credentials) with the same poll settings. Such a target keeps i
 with it its learned request rate, credentials and connections. If the metrics settings are the
 same too, it keeps its published state (last good snapshot, readiness, last failure, and with
 them its schedule: see ``wiring.Exporter.first_poll_at``) and, if the quota poll's settings are
-the same as well, its quota state; with the same constant labels, interval and counter
+the same as well, its quota state (and with it the quota parts' schedule: see
+``wiring.quota_schedule``); with the same constant labels, interval and counter
 retention, its jobs over time and its consumption keep counting. So a reload that changes one
 target of fifty leaves the other forty-nine up, ready and served as they were; only the
 changed one starts over.

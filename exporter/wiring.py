@@ -13,10 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporter.api.transport.tls import prepare_tls_context
+from exporter.api.wire.quota_usage import USAGE_ACTION
+from exporter.api.wire.quotas import LIST_QUOTAS_ACTION
 from exporter.config import Config, ConfigError, Target
 from exporter.metrics.rendering import MetricsRenderer
 from exporter.metrics_wiring import exporter_metrics
-from exporter.polling.publish.quota_snapshot import QuotaStore
+from exporter.polling.publish.quota_snapshot import PartStatus, QuotaStore
 from exporter.polling.publish.snapshot import SnapshotStore
 from exporter.polling.schedule.poller import TargetPoller
 from exporter.polling.schedule.quota_poller import QuotaPoller
@@ -65,7 +67,7 @@ class Exporter:
             for poller in self.pollers
             if config.quota_poll.enabled
         ]
-        self.other_polls = quota_schedule(self.quota_pollers)
+        self.other_polls = quota_schedule(self.quota_pollers, self.quota_store)
 
     def _poller(
         self, target: Target, previous: Exporter | None, carry: ReloadCarry
@@ -105,20 +107,31 @@ class Exporter:
                 await poller.aclose()
 
 
-def quota_schedule(quota_pollers: list[QuotaPoller]) -> list[ScheduledPoll]:
-    """Each quota poller's enabled parts, each on its own interval."""
+def quota_schedule(quota_pollers: list[QuotaPoller], store: QuotaStore) -> list[ScheduledPoll]:
+    """Each quota poller's enabled parts, each on its own interval; a part whose state a reload
+    kept is next due one interval after its last poll ended, not at once (a reload of one target
+    of fifty does not send the other forty-nine's quota requests again)."""
     polls = []
     for poller in quota_pollers:
         settings, name = poller.settings, poller.target.name
-        if settings.quotas:
-            polls.append(
-                ScheduledPoll(f"ListQuotas {name}", poller.poll_quotas, settings.quotas_interval)
-            )
-        if settings.usage:
-            polls.append(
-                ScheduledPoll(f"GetQuotaUsage {name}", poller.poll_usage, settings.usage_interval)
-            )
+        status = store.status(poller.target)
+        parts = (
+            (settings.quotas, LIST_QUOTAS_ACTION, poller.poll_quotas, settings.quotas_interval),
+            (settings.usage, USAGE_ACTION, poller.poll_usage, settings.usage_interval),
+        )
+        for on, operation, run, interval in parts:
+            if on:
+                ended = last_ended(status.part(operation))
+                due = None if ended is None else ended + interval
+                polls.append(ScheduledPoll(f"{operation} {name}", run, interval, due))
     return polls
+
+
+def last_ended(part: PartStatus) -> float | None:
+    """When the part's last poll ended (Unix seconds), good or not; None if it never ran."""
+    ends = [part.last_success, part.last_failure.at if part.last_failure else None]
+    known = [end for end in ends if end is not None]
+    return max(known) if known else None
 
 
 async def run_once(config: Config) -> int:

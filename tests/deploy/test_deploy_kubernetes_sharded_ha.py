@@ -18,13 +18,12 @@ import yaml
 
 from exporter.polling.schedule.sharding import parse_shard
 from tests.deploy.test_deploy_kubernetes import (
-    CRD_KINDS,
     KUBERNETES_VERSIONS,
     NAME,
     RULES,
-    kubernetes_validate_module,
     only,
     render,
+    validated_kinds,
 )
 from tests.deploy.test_deploy_kubernetes_sharded import SHARDED
 from tests.support.tools import ROOT
@@ -71,16 +70,7 @@ def test_two_statefulsets_replace_the_one_and_the_rest_is_the_sharded_overlay(do
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_core_manifests_match_the_kubernetes_schema(docs, version) -> None:
-    kv = kubernetes_validate_module()
-    checked = Counter()
-    for doc in docs:
-        if doc["kind"] not in CRD_KINDS:
-            try:
-                kv.validate(copy.deepcopy(doc), version, strict=True)
-            except kv.ValidationError as error:
-                path = "/".join(str(p) for p in error.path)
-                pytest.fail(f"{doc['kind']} {doc['metadata']['name']}: {path}: {error.message}")
-            checked[doc["kind"]] += 1
+    checked = validated_kinds(docs, version)
     assert checked["StatefulSet"] == 2 and checked["PodDisruptionBudget"] == 1
 
 

@@ -13,8 +13,9 @@ from exporter.config import Config, parse_config
 from exporter.metrics.consumption import ConsumptionMetrics
 from exporter.metrics.job_changes import JobChangeMetrics
 from exporter.polling.publish.quota_snapshot import QuotaStore
-from exporter.polling.publish.snapshot import Snapshot, SnapshotStore
+from exporter.polling.publish.snapshot import PollFailure, Snapshot, SnapshotStore
 from exporter.reload_carry import ReloadCarry
+from exporter.wiring import Exporter
 from tests.support.exposition import values_of
 from tests.support.jobs import NOW, make_target
 
@@ -132,4 +133,31 @@ def test_carried_consumption_forgets_the_targets_a_reload_removed_and_keeps_the_
     text = generate_latest(registry).decode()
     assert values_of(text, "maxcompute_cu_share_seconds_total") == {
         (("n", "a"), ("project", "dw"), ("quota", "etl"), ("region", "cn-hangzhou")): 30.0
+    }
+
+
+async def test_a_kept_quota_poll_is_next_due_an_interval_after_it_last_ended() -> None:
+    """A reload of one target does not send every other target's quota requests at once."""
+    quota_poll = (
+        "quota_poll: {quotas: true, usage: true, quotas_interval: 10m, usage_interval: 1m}\n"
+    )
+    old = Exporter(config(top=quota_poll))
+    try:
+        for target in old.config.targets:
+            old.quota_store.publish_quotas(target, (), at=1_000.0)
+            old.quota_store.publish_usage(target, {}, at=1_010.0)
+        b = old.config.targets[1]
+        old.quota_store.publish_failure(b, "GetQuotaUsage", PollFailure("timeout", "late", 1_030.0))
+        new = Exporter(config(a_quotas="[etl, sales]", top=quota_poll), previous=old)
+        try:
+            due = {poll.name: poll.first_at for poll in new.other_polls}
+        finally:
+            await new.aclose()
+    finally:
+        await old.aclose()
+    assert due == {
+        "ListQuotas cn-hangzhou{n=a}": None,  # changed: polled at once
+        "GetQuotaUsage cn-hangzhou{n=a}": None,
+        "ListQuotas cn-hangzhou{n=b}": 1_000.0 + 600,
+        "GetQuotaUsage cn-hangzhou{n=b}": 1_030.0 + 60,  # its last poll, which failed, + 1m
     }

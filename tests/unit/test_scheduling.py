@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
-from exporter.polling.schedule.scheduling import PollScheduler
+from exporter.polling.schedule.scheduling import PollScheduler, ScheduledPoll
 from tests.support.jobs import make_target
 
 
@@ -55,3 +56,27 @@ async def test_a_late_poll_is_never_overlapped_and_missed_runs_are_coalesced() -
     assert 2 <= len(slow.started) <= 3
     # The slow target does not hold up the other one.
     assert len(other.started) >= 8
+
+
+async def test_polls_kept_by_a_reload_wait_for_their_turn_the_others_run_at_once() -> None:
+    kept, changed = SlowPoller(0.01), SlowPoller(0.01, region="cn-shanghai")
+    kept_quota, new_quota = SlowPoller(0.01), SlowPoller(0.01, region="cn-shanghai")
+    soon = time.time() + 0.4  # one interval after their last poll ended
+    scheduler = PollScheduler(
+        [kept, changed],
+        interval=60.0,
+        others=[
+            ScheduledPoll("kept quota", kept_quota.poll, 60.0, first_at=soon),
+            ScheduledPoll("new quota", new_quota.poll, 60.0),
+        ],
+        first_poll_at=lambda target: soon if target == kept.target else None,
+    )
+    began = asyncio.get_running_loop().time()
+    scheduler.start()
+    await asyncio.sleep(0.2)
+    assert (len(kept.started), len(kept_quota.started)) == (0, 0)
+    assert (len(changed.started), len(new_quota.started)) == (1, 1)
+    await asyncio.sleep(0.6)
+    scheduler.shutdown()
+    assert (len(kept.started), len(kept_quota.started)) == (1, 1)
+    assert kept.started[0] - began >= 0.3 and kept_quota.started[0] - began >= 0.3

@@ -29,6 +29,9 @@ class ScheduledPoll:
     name: str
     run: Callable[[], Awaitable[object]]
     interval: float
+    # When the first run is due (Unix seconds), if not at once: a quota poll a reload left
+    # unchanged keeps its schedule, as a target's running-jobs poll does.
+    first_at: float | None = None
 
 
 async def run_poll(poller: TargetPoller, in_flight: set[asyncio.Task] | None = None) -> None:
@@ -78,12 +81,13 @@ class PollScheduler:
             first = now if due is None else max(now, datetime.fromtimestamp(due, UTC))
             self._add(index, poller, every, first)
         for index, other in enumerate(others):
+            due = other.first_at
             self._scheduler.add_job(
                 run_guarded,
                 IntervalTrigger(seconds=other.interval, timezone=UTC),
                 id=f"other-{index}-{other.name}",
                 name=other.name,
-                next_run_time=now,
+                next_run_time=now if due is None else max(now, datetime.fromtimestamp(due, UTC)),
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=max(1, int(other.interval)),

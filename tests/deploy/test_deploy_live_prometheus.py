@@ -66,7 +66,8 @@ LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 # reason. Only queries that filter on an error or a condition belong here.
 ALLOWED_EMPTY: dict[str, str] = {
     "Poll errors by reason": "always-zero series are hidden: empty while no poll fails",
-    "Invalid jobs": "always-zero series are hidden: the demo sends no invalid record",
+    "Invalid and reappeared jobs": "always-zero series are hidden: the demo sends no invalid "
+    "record and its answers leave no running job out",
     "Time to CU saturation": "only quotas whose saturation rises over 10 evaluations",
     "Quota poll errors by reason": "always-zero series are hidden: empty while no poll fails",
 }

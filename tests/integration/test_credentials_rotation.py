@@ -20,7 +20,9 @@ from exporter.demo.simulator import ApiSimulator
 from exporter.demo.sts_simulator import CredentialServer, StsIssuer
 from tests.support.stack import JOBS, TRUTH, Stack
 
-LIFETIME_SECONDS = 4
+# Renewed half-way, and unusable poll.timeout (1 s) before expiry: the background renewal has
+# 2 s to finish before a poll would wait for it, enough on a loaded machine (4 s left 1 s).
+LIFETIME_SECONDS = 6
 ROTATIONS = 10
 SETTINGS = PollSettings(
     interval=10.0,

@@ -33,10 +33,10 @@ def test_quotas_are_packed_into_parts_and_a_big_quota_is_cut_by_owner() -> None:
         ("odd,quota", "x"): 3.0,  # a comma: no request can name it alone
         ("adhoc", ""): 1.0,  # no owner: only its quota's part holds it
     }
-    assert plan_parts(counts, EVERY_JOB) == [
+    assert plan_parts(counts, EVERY_JOB) == [  # the largest first
         JobFilter(quotas=("etl",), owners=("robot",)),  # 30 jobs: one part, read by pages
-        JobFilter(quotas=("etl",), owners=("alice", "bob")),
         JobFilter(quotas=("adhoc", "ml")),  # 11 + 5 jobs
+        JobFilter(quotas=("etl",), owners=("alice", "bob")),  # 9 + 5
     ]
 
 

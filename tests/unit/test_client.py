@@ -448,3 +448,27 @@ async def test_a_request_over_the_limit_waits_for_one_to_end() -> None:
     limit.release()
     await asyncio.wait_for(third, 1)
     assert limit.in_flight == 2
+
+
+async def test_a_request_sent_ahead_waits_at_the_front_of_the_line() -> None:
+    rate = AdaptiveRate(ceiling=1000.0, initial=10.0)
+    limit = InFlightLimit(rate, ceiling=32)
+    limit.observe(0.1)  # 2 in flight
+    await limit.acquire()
+    await limit.acquire()
+    order: list[str] = []
+
+    async def wait(name: str, ahead: bool) -> None:
+        await limit.acquire(ahead)
+        order.append(name)
+
+    waiting = [asyncio.create_task(wait(f"queued{n}", False)) for n in range(3)]
+    await asyncio.sleep(0.01)
+    waiting += [asyncio.create_task(wait(f"chain{n}", True)) for n in range(2)]
+    await asyncio.sleep(0.01)
+    for _ in range(5):
+        limit.release()
+        await asyncio.sleep(0.01)
+    await asyncio.wait_for(asyncio.gather(*waiting), 1)
+    # Ahead of the others, and in their own order among themselves.
+    assert order == ["chain0", "chain1", "queued0", "queued1", "queued2"]

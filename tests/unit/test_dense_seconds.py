@@ -75,8 +75,10 @@ def test_jobs_a_count_says_are_there_unseen_are_carried_not_finished() -> None:
 class IgnoringFilters(RunningList):
     """A service that answers every part with the whole second."""
 
-    async def fetch(self, piece: TimeSlice, number: int, part: JobFilter = EVERY_JOB) -> Page:
-        return await super().fetch(piece, number, EVERY_JOB)
+    async def fetch(
+        self, piece: TimeSlice, number: int, part: JobFilter = EVERY_JOB, ahead: bool = False
+    ) -> Page:
+        return await super().fetch(piece, number, EVERY_JOB, ahead)
 
 
 async def test_parts_that_count_more_than_their_second_fail_within_a_few_requests() -> None:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.api.errors import ApiError
-from exporter.api.wire.jobs import parse_job
+from exporter.api.wire.jobs import is_renderable, parse_job
 from exporter.api.wire.pages import parse_page
 from exporter.polling.derive.aggregation import aggregate
 from tests.support.jobs import NOW, job_record
@@ -43,6 +43,22 @@ def test_missing_null_or_wrong_type_skips_the_record(key: str, bad: object) -> N
 @pytest.mark.parametrize("bad", ["", "x" * 257, 12345])
 def test_empty_huge_or_numeric_names_skip_the_record(key: str, bad: object) -> None:
     assert parse_job(with_field(key, bad), NOW) is None
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x2FF)))
+def test_a_name_is_renderable_exactly_when_it_holds_no_c0_del_or_c1_control(text: str) -> None:
+    controls = [c for c in text if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F]
+    assert is_renderable(text) == (not controls)
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "tab\t", "del\x7f", "nel\x85", "c1\x9f", "\ud800"])
+def test_controls_and_lone_surrogates_are_not_renderable(text: str) -> None:
+    assert not is_renderable(text)
+
+
+@pytest.mark.parametrize("text", ["etl_quota", "RAM$team01:scheduler", "\xa0nbsp", "项目", "😀"])
+def test_names_beyond_ascii_are_renderable(text: str) -> None:
+    assert is_renderable(text)
 
 
 def test_a_name_of_256_characters_is_kept() -> None:

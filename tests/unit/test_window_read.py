@@ -52,6 +52,7 @@ class RunningList:
         self.place = place
         self.requests: list[tuple[TimeSlice, int]] = []
         self.filters: list[JobFilter] = []
+        self.ahead: list[bool] = []  # whether each request was asked to go ahead of the line
         self.ever: set[str] = set(self.jobs)
 
     def submit(self, instance_id: str, second: int, quota: str = "q", owner: str = "o") -> None:
@@ -62,9 +63,12 @@ class RunningList:
     def quota_owner(self, instance_id: str) -> tuple[str, str]:
         return self.combination.get(instance_id, ("q", "o"))
 
-    async def fetch(self, piece: TimeSlice, number: int, part: JobFilter = EVERY_JOB) -> Page:
+    async def fetch(
+        self, piece: TimeSlice, number: int, part: JobFilter = EVERY_JOB, ahead: bool = False
+    ) -> Page:
         self.requests.append((piece, number))
         self.filters.append(part)
+        self.ahead.append(ahead)
         self.before_answer(self)
         await asyncio.sleep(0)  # let the other workers interleave
         listed = sorted(

@@ -137,12 +137,15 @@ class RunningJobsClient:
         return self._budgets[ACTION].rate.rate
 
     async def fetch_page_with_retries(
-        self, piece: TimeSlice, page_number: int, part: JobFilter = EVERY_JOB
+        self, piece: TimeSlice, page_number: int, part: JobFilter = EVERY_JOB, ahead: bool = False
     ) -> Page:
         """One page, paced at GetRunningJobs' learned rate; what can heal is retried (see
-        ``PacedRetries``). The page's ``requests`` counts every attempt."""
+        ``PacedRetries``); ``ahead`` of the requests waiting for a place in flight. The page's
+        ``requests`` counts every attempt."""
         budget = self._budgets[ACTION]
-        page, attempts = await budget.call(lambda: self.fetch_page(piece, page_number, part))
+        page, attempts = await budget.call(
+            lambda: self.fetch_page(piece, page_number, part), ahead=ahead
+        )
         return replace(page, requests=attempts)
 
     async def aclose(self) -> None:

@@ -193,6 +193,7 @@ class InFlightLimit:
         self.latency: float | None = None  # seconds, a moving average of answers and timeouts
         self.in_flight = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._ahead: deque[asyncio.Future[None]] = deque()  # woken before ``_waiters``
 
     @property
     def limit(self) -> int:
@@ -208,16 +209,18 @@ class InFlightLimit:
         else:
             self.latency += LATENCY_WEIGHT * (seconds - self.latency)
 
-    async def acquire(self) -> None:
-        """Wait until one more request may be in flight, and count it."""
+    async def acquire(self, ahead: bool = False) -> None:
+        """Wait until one more request may be in flight, and count it; ``ahead``: at the front
+        of the line, for a request the rest of a read waits on (a page of a chain of pages)."""
+        line = self._ahead if ahead else self._waiters
         while self.in_flight >= self.limit:
             waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
+            line.append(waiter)
             try:
                 await waiter
             finally:
                 with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
+                    line.remove(waiter)
         self.in_flight += 1
 
     def release(self) -> None:
@@ -225,8 +228,9 @@ class InFlightLimit:
         # Wake as many waiters as there is room for (the limit may have risen meanwhile); a
         # woken waiter leaves the line, so the next release wakes the ones behind it.
         room = self.limit - self.in_flight
-        while self._waiters and room > 0:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                room -= 1
+        for line in (self._ahead, self._waiters):
+            while line and room > 0:
+                waiter = line.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    room -= 1

@@ -65,7 +65,11 @@ class PacedRetries:
         return RetryAllowance(max(self._settings.retries, math.ceil(requests * ROUND_RETRY_SHARE)))
 
     async def call(
-        self, request: Callable[[], Awaitable[T]], allowance: RetryAllowance | None = None
+        self,
+        request: Callable[[], Awaitable[T]],
+        allowance: RetryAllowance | None = None,
+        *,
+        ahead: bool = False,
     ) -> tuple[T, int]:
         """``request()``'s result and the attempts it took; what can heal is tried again.
 
@@ -74,11 +78,12 @@ class PacedRetries:
         rate. Backoff is exponential with full jitter (AWS's "Exponential Backoff and Jitter"),
         and never shorter than the service's ``Retry-After``; throttling also lowers the learned
         request rate. Errors that cannot heal (auth, bad parameters, bad bodies) are raised at
-        once, and so is the last error once ``allowance`` has no retry left.
+        once, and so is the last error once ``allowance`` has no retry left. A request sent
+        ``ahead`` waits for its place in flight at the front of the line.
         """
         settings = self._settings
         for attempt in range(settings.retries + 1):
-            await self.in_flight.acquire()
+            await self.in_flight.acquire(ahead)
             # Scheduled now, at the rate as it is now: a throttle of it says nothing about a
             # rate cut while it waited for its slot.
             scheduled_at = time.monotonic()

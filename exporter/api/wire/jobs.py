@@ -23,9 +23,12 @@ What each kind of bad field becomes (docs/operations.md's "Failure modes" repeat
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 MAX_TEXT_LENGTH = 256
+# C0 controls, DEL and C1 controls: what no name written into the exposition or a log holds.
+CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
 # A job's share of its quota's CUs or memory; elastic quotas let a job exceed 1, never 100-fold.
 MAX_SNAPSHOT_SHARE = 100.0
 MILLISECONDS_THRESHOLD = 100_000_000_000  # 10^11 s is the year 5138; 10^11 ms is 1973
@@ -54,7 +57,10 @@ def is_renderable(text: str) -> bool:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return False
-    return not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
+    # One regular-expression scan in C: the check character by character in Python was the
+    # largest share of parsing a page (the 4 names of 56 000 jobs, a poll of 50 000 read
+    # with its dense second: 0.44 s of CPU against 0.09 s, measured on 2026-12-06).
+    return CONTROL_CHARACTER.search(text) is None
 
 
 def _text(record: dict, key: str) -> str | None:

@@ -59,7 +59,8 @@ def plan_parts(
     Quotas are grouped into parts of at most ``capacity`` jobs; a quota holding more is cut by
     owner the same way; an owner holding more than ``capacity`` in one quota is one part, read
     by pages. Combinations no request can name (an empty owner, a comma, outside the target's
-    filter) are left out: the reader's count check finds them.
+    filter) are left out: the reader's count check finds them. The largest parts come first: a
+    part over a page is read one page after another, a chain of requests started first.
     """
     by_quota: dict[str, Counter[str]] = defaultdict(Counter)
     for (quota, owner), count in counts.items():
@@ -82,7 +83,12 @@ def plan_parts(
             parts.append(JobFilter(quotas=(quota,)))
         else:
             parts.extend(JobFilter(quotas=(quota,), owners=members) for members in groups)
-    return parts
+    return sorted(parts, key=lambda part: -expected_jobs(part, counts))
+
+
+def expected_jobs(part: JobFilter, counts: Mapping[Combination, float]) -> float:
+    """How many of the jobs in ``counts`` ``part``'s filter lets through."""
+    return sum(count for (quota, owner), count in counts.items() if part.matches(quota, owner))
 
 
 def unmatched(jobs: Iterable[RunningJob], parts: Iterable[JobFilter]) -> list[RunningJob]:

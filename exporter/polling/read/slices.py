@@ -151,15 +151,18 @@ def plan_from_seen(
 ) -> list[TimeSlice]:
     """Slices covering ``window`` that each held at most a page of the jobs seen.
 
-    Jobs submitted in the same second stay together. Inside ``moving`` (slices whose count grew
-    while they were read) a slice is packed to ``MOVING_CAPACITY``, elsewhere to a full page.
+    Jobs submitted in the same second stay together. Inside ``moving`` (disjoint slices whose
+    count grew while they were read) a slice is packed to ``MOVING_CAPACITY``, elsewhere to a
+    full page.
     A second holding more than a page on its own yields a narrow slice, read by pages.
     """
     per_second = sorted(Counter(s for s in submitted if window.contains(s)).items())
+    moving = sorted(moving)
+    moving_starts = [piece.start for piece in moving]
     starts: list[int] = []
     current_start, current_jobs = window.start, 0
     for second, jobs in per_second:
-        capacity = MOVING_CAPACITY if any(m.contains(second) for m in moving) else PAGE_SIZE
+        capacity = MOVING_CAPACITY if within(second, moving, moving_starts) else PAGE_SIZE
         if current_jobs and current_jobs + jobs > capacity and second >= current_start + 2:
             starts.append(second)
             current_start, current_jobs = second, 0
@@ -171,6 +174,16 @@ def plan_from_seen(
             continue
         current_jobs += jobs
     return slices_from_starts(starts, window)
+
+
+def within(second: int, pieces: Sequence[TimeSlice], starts: Sequence[int]) -> bool:
+    """True if ``second`` lies in one of ``pieces`` (sorted, disjoint; ``starts`` their starts).
+
+    By bisection: checked against every moving slice for every second of a window, the plan of
+    50 000 jobs with 600 slices that grew took 2.5 s of CPU.
+    """
+    index = bisect.bisect_right(starts, second) - 1
+    return index >= 0 and pieces[index].contains(second)
 
 
 def slide_plan(

@@ -29,6 +29,7 @@ from exporter.polling.read.page_checks import (
     pages_needed,
     without_strays,
 )
+from exporter.polling.read.read_order import longest_first
 from exporter.polling.read.read_result import SliceRead, UnsurePart, WindowRead
 from exporter.polling.read.slices import (
     estimate_points,
@@ -40,7 +41,8 @@ from exporter.polling.read.slices import (
 MAX_SLICE_ATTEMPTS = 4
 
 
-# ``fetch(piece, number)``, or ``fetch(piece, number, part)`` for a part of a dense second.
+# ``fetch(piece, number)``; ``fetch(piece, number, part, ahead=True)`` for a dense second, whose
+# requests go ahead of the others waiting for a place in flight, as its steps do in the queue.
 FetchPage = Callable[..., Awaitable[Page]]
 
 
@@ -111,7 +113,7 @@ class WindowReader:
         self._pieces = set(plan)
         # The first poll's single slice is a survey, not a plan that turned out too small.
         self._survey = plan == [window]
-        for piece in plan:
+        for piece in longest_first(plan, self._seen):
             self._enqueue(lambda piece=piece: self._read_slice(piece, grew=False))
         try:
             async with asyncio.TaskGroup() as group:
@@ -133,14 +135,14 @@ class WindowReader:
             finally:
                 self._queue.task_done()
 
-    async def _get(self, piece: TimeSlice, number: int, part: JobFilter = EVERY_JOB) -> Page:
+    async def _get(self, piece: TimeSlice, number: int, part: JobFilter | None = None) -> Page:
         if self._started >= self._request_cap:
             raise too_many_jobs(self._request_cap)
         self._started += 1
-        if part == EVERY_JOB:
+        if part is None:
             page = await self._fetch(piece, number)
-        else:
-            page = await self._fetch(piece, number, part)
+        else:  # a dense second's (``part`` may be all of it)
+            page = await self._fetch(piece, number, part, ahead=True)
         self._requests += page.requests
         return without_strays(piece, page)
 

@@ -25,6 +25,7 @@ from exporter.metrics.poll_metrics import PollMetrics
 from exporter.metrics.quota_metrics import QuotaCollector
 from exporter.metrics.quota_poll_metrics import QuotaPollMetrics
 from exporter.metrics.run_times import RunTimesCollector
+from exporter.metrics.self_exposition import SelfRegistry
 from exporter.metrics.series_cost import SeriesCostCollector
 from exporter.metrics.staleness import Staleness
 from exporter.polling.derive.consumption import ConsumptionTracker
@@ -134,7 +135,7 @@ class ExporterMetrics:
         self.job_collectors = self._job_collectors(
             store, label_names, interval, top_jobs, set(intervals.values())
         )
-        self.self_registry = CollectorRegistry(auto_describe=True)
+        self.self_registry = SelfRegistry(auto_describe=True)
         self.counter_registry = CollectorRegistry(auto_describe=True)
         self.self_registry.register(
             TargetStatusCollector(

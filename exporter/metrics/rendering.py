@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import zlib
 from dataclasses import dataclass
 
-from prometheus_client import generate_latest
-
 from exporter.metrics.counter_chunks import stitched, versions
+from exporter.metrics.crc32_combine import crc32_combine
 from exporter.metrics.job_chunks import (
     EMPTY_PARTS,
     JobChunks,
@@ -24,6 +22,7 @@ from exporter.metrics.job_chunks import (
     gzip_tail,
 )
 from exporter.metrics.registries import ExporterMetrics
+from exporter.metrics.self_exposition import SelfExposition
 from exporter.polling.publish.snapshot import SnapshotStore, TargetStatus
 
 # The logger's name is part of every log line (logger=...): it stays as it was published.
@@ -60,6 +59,7 @@ class MetricsRenderer:
         # Each target's chunks are rendered when it publishes, not by the next scrape.
         store.on_success(self._chunks.prerender)
         self._rendered = EMPTY_RENDERING
+        self._own = SelfExposition(metrics.self_registry)
 
     def _jobs(self) -> JobParts:
         return self._rendering().parts
@@ -104,12 +104,12 @@ class MetricsRenderer:
 
     def render_parts(self) -> tuple[bytes, ...]:
         """The plain body in parts, so a server can send them without joining them."""
-        return (*self._jobs().plain, generate_latest(self._metrics.self_registry))
+        return (*self._jobs().plain, self._own.render())
 
     def render_gzip(self) -> bytes:
         """The same body as ``render()``, gzip-compressed."""
         jobs = self._jobs()
-        tail = gzip_tail(generate_latest(self._metrics.self_registry), jobs.crc, jobs.length)
+        tail = gzip_tail(self._own.render(), jobs.crc, jobs.length)
         return jobs.gzip_head + tail
 
 
@@ -120,6 +120,6 @@ def with_counters(jobs: JobParts, metrics: ExporterMetrics) -> JobParts:
     for chunk in stitched(metrics.counter_collectors):
         plain.append(chunk.plain)
         deflated.append(chunk.deflated)
-        crc = zlib.crc32(chunk.plain, crc)
+        crc = crc32_combine(crc, chunk.crc, chunk.shift)
         length += len(chunk.plain)
     return JobParts(tuple(plain), b"".join(deflated), crc, length)

@@ -16,7 +16,7 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import MappingProxyType
@@ -27,6 +27,8 @@ from exporter.web.admission import Connection, ConnectionSlots
 log = logging.getLogger("exporter.httpserver")
 
 TOKEN_CHARACTERS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
+# Small body parts are sent joined up to this size; larger ones as they are.
+SEND_BATCH_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,36 @@ def response_bytes(response: Response, close: bool) -> tuple[bytes, ...]:
         lines.append("Connection: close")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return (head,) if response.head_only else (head, *response.body)
+
+
+def send_batches(parts: Iterable[bytes], size: int = SEND_BATCH_BYTES) -> Iterator[bytes]:
+    """``parts`` in order, small ones joined into batches of about ``size``, large ones as
+    they are (never copied)."""
+    batch: list[bytes] = []
+    length = 0
+    for part in parts:
+        if len(part) >= size:
+            if batch:
+                yield b"".join(batch)
+                batch, length = [], 0
+            yield part
+            continue
+        batch.append(part)
+        length += len(part)
+        if length >= size:
+            yield b"".join(batch)
+            batch, length = [], 0
+    if batch:
+        yield b"".join(batch)
+
+
+async def send(writer: asyncio.StreamWriter, parts: Iterable[bytes]) -> None:
+    """Write ``parts`` a batch at a time, waiting for the client whenever the transport's
+    buffer is full: Python 3.11's ``writelines`` joins its parts first, for a fleet's plain
+    ``/metrics`` an ~80 MB copy holding the interpreter for tens of ms, then buffers all of it."""
+    for batch in send_batches(parts):
+        writer.write(batch)
+        await writer.drain()
 
 
 class BoundedHTTPServer:
@@ -256,8 +288,7 @@ class BoundedHTTPServer:
                     response = plain(500, "internal error\n", close=True)
                 close = response.close or request.headers.get("connection", "").lower() == "close"
             async with asyncio.timeout(self.limits.write_timeout):
-                connection.writer.writelines(response_bytes(response, close))
-                await connection.writer.drain()
+                await send(connection.writer, response_bytes(response, close))
             if close:
                 return
             self._connections.finished_request(connection)

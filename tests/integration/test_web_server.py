@@ -268,3 +268,34 @@ def test_any_bytes_sent_get_an_answer_or_a_close_and_the_server_stays_up() -> No
             answer = raw_exchange(base, data)
             assert answer == b"" or answer.startswith(b"HTTP/1.1 ")
         assert httpx.get(f"{base}/metrics").status_code == 200
+
+
+class ManyParts:
+    """An exposition of many parts, small and large, as a fleet's job exposition is."""
+
+    parts = tuple((f"# part {n}\n".encode() * (1 if n % 3 else 20_000)) for n in range(60))
+
+    def render_parts(self) -> tuple[bytes, ...]:
+        return self.parts
+
+    def render_gzip(self) -> bytes:
+        import gzip
+
+        return gzip.compress(b"".join(self.parts))
+
+
+def test_a_body_of_many_parts_arrives_whole_even_to_a_slow_reader() -> None:
+    body = b"".join(ManyParts.parts)
+    assert len(body) > 3 * 1024 * 1024
+    with running_server(ManyParts()) as base:
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            received = bytearray()
+            while chunk := sock.recv(4096):
+                received += chunk
+                if len(received) < 256 * 1024:
+                    time.sleep(0.001)  # reads slowly at first, so the server waits on the buffer
+        head, _, got = bytes(received).partition(b"\r\n\r\n")
+        assert f"Content-Length: {len(body)}".encode() in head
+        assert got == body

@@ -217,3 +217,54 @@ def test_a_scrape_never_queues_behind_another_one_rendering_a_new_state() -> Non
     with renderer._lock:  # another scrape is rendering the new state
         assert renderer.job_exposition() is before
     assert renderer.job_exposition() is not before
+
+
+def test_a_scrape_during_a_publication_serves_the_last_state_and_renders_no_chunk(
+    monkeypatch,
+) -> None:
+    from exporter.metrics import job_chunks
+
+    store = SnapshotStore((PROD, OTHER))
+    metrics = ExporterMetrics(store, (PROD, OTHER), ("account",), 60.0, process_metrics=False)
+    scraped: list[tuple[bytes, int]] = []
+    rendered: list[int] = []
+    # Registered before the renderer's: called while the new status is not yet rendered.
+    store.on_success(lambda status: scraped.append((renderer.render(), len(rendered))))
+    renderer = MetricsRenderer(store, metrics)
+    store.publish_success(PROD, snapshot(job_record("a")))
+    store.publish_success(OTHER, snapshot(job_record("b")))
+    scraped.clear()
+    original = job_chunks.family_texts
+    monkeypatch.setattr(
+        job_chunks, "family_texts", lambda families: rendered.append(1) or original(families)
+    )
+    store.publish_success(OTHER, snapshot(job_record("b"), job_record("c", project="p9")))
+    [(during, renders_by_the_scrape)] = scraped
+    assert b'project="p9"' not in during  # the publication is not served before it is rendered
+    assert renders_by_the_scrape == 0
+    assert rendered == [1]  # OTHER's new snapshot, by the publication
+    assert b'project="p9"' in renderer.render()
+    assert rendered == [1]
+
+
+def test_an_assembly_combines_the_chunks_crcs_and_reads_no_body_again(monkeypatch) -> None:
+    import gzip
+    import zlib
+
+    store = SnapshotStore((PROD, OTHER))
+    metrics = ExporterMetrics(store, (PROD, OTHER), ("account",), 60.0, process_metrics=False)
+    renderer = MetricsRenderer(store, metrics)
+    store.publish_success(PROD, snapshot(*(job_record(f"j{n}", project=f"p{n}") for n in range(9))))
+    renderer.render_gzip()
+    store.publish_success(OTHER, snapshot(job_record("k", quota="q2")))
+    summed: list[int] = []
+    original = zlib.crc32
+    with monkeypatch.context() as patched:
+        patched.setattr(
+            zlib, "crc32", lambda data, crc=0: summed.append(len(data)) or original(data, crc)
+        )
+        compressed = renderer.render_gzip()  # a new state: assembled again
+    # The jobs' and counters' CRCs were combined from their chunks'; only the self-metrics,
+    # rendered per scrape, were summed.
+    assert summed == [len(renderer.render_parts()[-1])]
+    assert gzip.decompress(compressed) == renderer.render()

@@ -74,7 +74,8 @@ class SnapshotStore:
         self._on_success: list[Callable[[TargetStatus], None]] = []
 
     def on_success(self, listener: Callable[[TargetStatus], None]) -> None:
-        """Call ``listener`` with each newly published good status (e.g. to render it now)."""
+        """Call ``listener`` with each good status about to be published (e.g. to render it):
+        a reader that sees the new generation finds it already rendered."""
         self._on_success.append(listener)
 
     @property
@@ -102,23 +103,22 @@ class SnapshotStore:
 
     def publish_success(self, target: Target, snapshot: Snapshot) -> None:
         previous = self._statuses[target]
-        self._swap(
+        status = TargetStatus(
             target,
-            TargetStatus(
-                target,
-                True,
-                snapshot.completed_at,
-                snapshot,
-                last_failure=previous.last_failure,
-                last_poll=snapshot.completed_at,
-            ),
+            True,
+            snapshot.completed_at,
+            snapshot,
+            last_failure=previous.last_failure,
+            last_poll=snapshot.completed_at,
         )
+        # Before the swap: a scrape that sees the new generation must not render it itself.
         for listener in self._on_success:
             try:
-                listener(self._statuses[target])
+                listener(status)
             except Exception:
                 # What a listener does with a status never undoes its publication.
                 log.exception("a listener of published snapshots failed")
+        self._swap(target, status)
 
     def publish_failure(self, target: Target, failure: PollFailure | None = None) -> None:
         """Mark the target down; its last good snapshot stays until a policy drops it."""

@@ -140,8 +140,8 @@ async def test_a_burst_in_one_second_is_read_by_pages_twice_and_accepted_when_id
     narrow = [p for p, n in listing.requests if p.width <= 3 and p.contains(150_000)]
     pages_of_the_burst = 7  # ceil(130 / 20)
     # Its pages 2..7 sampled together for its quotas and owners (one: no filter splits it),
-    # then the whole second both ways.
-    assert len(narrow) == (pages_of_the_burst - 1) + 2 * pages_of_the_burst
+    # then the whole second both ways (backward from the forward pass's last answer).
+    assert len(narrow) == (pages_of_the_burst - 1) + 2 * pages_of_the_burst - 1
 
 
 async def test_a_dense_second_that_moves_while_read_is_published_and_counted_approximate() -> None:
@@ -149,7 +149,7 @@ async def test_a_dense_second_that_moves_while_read_is_published_and_counted_app
 
     def one_finishes_during_the_backward_pass(listing: RunningList) -> None:
         dense = [number for piece, number in listing.requests if piece.width <= 3]
-        if len(dense) == 5:  # pages 1, 2, 3 forward, then 3: now page 2 backward
+        if len(dense) == 4:  # pages 1, 2, 3 forward (3 starts the backward pass): now page 2
             listing.jobs.pop("burst007", None)
             listing.submit("burst-new", 150_001)
 

@@ -81,9 +81,18 @@ def check_not_rising(totals: list[int]) -> None:
         )
 
 
-async def backward_pass(get: GetPage, total: int) -> list[Page]:
-    """Pages n, …, 1 one after another, n being the last page when ``total`` jobs are listed."""
-    return [await get(number) for number in range(pages_needed(total), 0, -1)]
+async def backward_pass(get: GetPage, forward: list[Page]) -> list[Page]:
+    """Pages n, …, 1 one after another, n being the last page when the forward pass ended.
+
+    When the forward pass ended on page n, its answer is the backward pass's first: the pass
+    starts at that answer and reads n - 1, …, 1 after it, one request fewer than asking for
+    page n again right away (a part of 33 jobs: 3 requests, not 4).
+    """
+    last = forward[-1]
+    pages = pages_needed(last.total_count)
+    if len(forward) == pages:
+        return [last, *[await get(number) for number in range(pages - 1, 0, -1)]]
+    return [await get(number) for number in range(pages, 0, -1)]
 
 
 def merge(part: JobFilter, forward: list[Page], backward: list[Page]) -> PartRead:
@@ -110,5 +119,5 @@ def merge(part: JobFilter, forward: list[Page], backward: list[Page]) -> PartRea
 async def read_both_ways(part: JobFilter, get: GetPage, first: Page) -> PartRead:
     """One part read forward from ``first`` (its page 1), then backward, merged."""
     forward = await forward_pass(get, first)
-    backward = await backward_pass(get, forward[-1].total_count)
+    backward = await backward_pass(get, forward)
     return merge(part, forward, backward)

@@ -22,44 +22,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import gc
 import json
 import random
 import statistics
 import time
-import tracemalloc
 from collections.abc import Callable
 from datetime import date
 
-from common import bench_settings, figure, job_records, make_target, simulator_with
+from common import figure, job_records, make_target, simulator_with
+from step_cost import PollerSide, alternating_cpu, traced_bytes
 
 from exporter.api.wire.jobs import RunningJob, parse_job
 from exporter.api.wire.pages import TimeSlice
 from exporter.metrics.consumption import ConsumptionMetrics
 from exporter.metrics.job_changes import JobChangeMetrics
-from exporter.metrics.registries import ExporterMetrics
-from exporter.metrics.rendering import MetricsRenderer
 from exporter.polling.derive.aggregation import aggregate
 from exporter.polling.derive.consumption import SharePoll
-from exporter.polling.publish.snapshot import SnapshotStore
-from exporter.polling.schedule.poller import TargetPoller
 
 
 def parsed_jobs(count: int, now: int) -> list[RunningJob]:
     records = json.loads(json.dumps(job_records(count, now)))  # fresh strings, as off the wire
     return [job for record in records if (job := parse_job(record, now)) is not None]
-
-
-def traced_bytes(build: Callable[[], object]) -> tuple[object, int]:
-    """What ``build()`` returns, and the bytes it still holds once its temporaries are gone."""
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    kept = build()
-    gc.collect()
-    after = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
-    return kept, after - before
 
 
 def memory(count: int) -> dict:
@@ -114,48 +97,11 @@ def cpu(count: int, number: int) -> dict:
     return {name: statistics.median(values[1:]) for name, values in times.items()}
 
 
-class Side:
-    """One poller of the tenant, with or without the consumption step."""
-
-    def __init__(self, url: str, on: bool) -> None:
-        self.target = make_target(url)
-        settings = bench_settings()
-        self.store = SnapshotStore((self.target,))
-        self.metrics = ExporterMetrics(
-            self.store, (self.target,), (), settings.interval, process_metrics=False
-        )
-        if not on:
-            self.metrics.polls.consumption = None
-        self.renderer = MetricsRenderer(self.store, self.metrics)
-        self.poller = TargetPoller(self.target, settings, self.store, self.metrics.polls)
-        self.cpu: list[float] = []
-        self.failed = 0
-
-    async def poll(self) -> None:
-        started = time.process_time()
-        if not await self.poller.poll():
-            self.failed += 1  # the list moved too much under the read: not timed
-            return
-        self.renderer.render()  # a scrape after each poll: the rendering is part of the cost
-        self.cpu.append(time.process_time() - started)
-
-
 async def poll_cpu(url: str, polls: int, gap: float) -> dict:
-    off, on = Side(url, on=False), Side(url, on=True)
-    try:
-        for number in range(polls + 1):
-            for side in (off, on) if number % 2 else (on, off):
-                await side.poll()
-            await asyncio.sleep(gap)
-    finally:
-        await off.poller.aclose()
-        await on.poller.aclose()
-    # The first poll of each has no plan and no baseline: left out of the median.
-    return {
-        "off": statistics.median(off.cpu[1:]),
-        "on": statistics.median(on.cpu[1:]),
-        "failed": off.failed + on.failed,
-    }
+    """The poll's CPU with and without the consumption step."""
+    off, on = PollerSide(url), PollerSide(url)
+    off.metrics.polls.consumption = None
+    return await alternating_cpu(off, on, polls, gap)
 
 
 def main() -> None:

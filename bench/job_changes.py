@@ -16,40 +16,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
-import statistics
 import time
-import tracemalloc
 from datetime import date
 
-from common import bench_settings, figure, job_records, make_target, simulator_with
+from common import figure, job_records, simulator_with
+from step_cost import PollerSide, alternating_cpu, traced_bytes
 
 from exporter.api.wire.jobs import parse_job
 from exporter.api.wire.pages import TimeSlice
-from exporter.metrics.registries import ExporterMetrics
-from exporter.metrics.rendering import MetricsRenderer
 from exporter.polling.derive.job_changes import SeenJobs
-from exporter.polling.publish.snapshot import SnapshotStore
-from exporter.polling.schedule.poller import TargetPoller
 
 
 def parsed_jobs(count: int) -> list:
     now = int(time.time())
     records = json.loads(json.dumps(job_records(count, now)))  # fresh strings, as off the wire
     return [parse_job(record, now) for record in records]
-
-
-def traced_bytes(build) -> tuple[object, int]:
-    """What ``build()`` returns, and the bytes it still holds once its temporaries are gone."""
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    kept = build()
-    gc.collect()
-    after = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
-    return kept, after - before
 
 
 def memory(count: int) -> dict:
@@ -61,51 +43,13 @@ def memory(count: int) -> dict:
     return {"parsed": parsed, "tracked": tracked}
 
 
-class Side:
-    """One poller of the tenant, its jobs-over-time step on or off."""
-
-    def __init__(self, url: str, on: bool) -> None:
-        self.target = make_target(url)
-        settings = bench_settings()
-        self.store = SnapshotStore((self.target,))
-        self.metrics = ExporterMetrics(
-            self.store, (self.target,), (), settings.interval, process_metrics=False,
-            job_changes=on,
-        )  # fmt: skip
-        self.renderer = MetricsRenderer(self.store, self.metrics)
-        self.poller = TargetPoller(self.target, settings, self.store, self.metrics.polls)
-        self.cpu: list[float] = []
-        self.failed = 0
-
-    async def poll(self) -> None:
-        started = time.process_time()
-        if not await self.poller.poll():
-            # The list moved too much under the read (it is read again next time): not timed.
-            self.failed += 1
-            return
-        self.renderer.render()  # a scrape after each poll: the rendering is part of the cost
-        self.cpu.append(time.process_time() - started)
-
-
 async def poll_cpu(url: str, polls: int, gap: float) -> dict:
-    off, on = Side(url, on=False), Side(url, on=True)
-    try:
-        for number in range(polls + 1):
-            for side in (off, on) if number % 2 else (on, off):
-                await side.poll()
-            await asyncio.sleep(gap)
-    finally:
-        await off.poller.aclose()
-        await on.poller.aclose()
+    """The poll's CPU with and without jobs over time, and the jobs it tracks."""
+    off, on = PollerSide(url, job_changes=False), PollerSide(url, job_changes=True)
+    cpu = await alternating_cpu(off, on, polls, gap)
     changes = on.metrics.job_changes
     assert changes is not None
-    # The first poll of each has no plan and no baseline: left out of the median.
-    return {
-        "off": statistics.median(off.cpu[1:]),
-        "on": statistics.median(on.cpu[1:]),
-        "tracked": changes.tracked_jobs,
-        "failed": off.failed + on.failed,
-    }
+    return {**cpu, "tracked": changes.tracked_jobs}
 
 
 def main() -> None:

@@ -95,6 +95,20 @@ def per_request(rounds: list[dict]) -> float:
     return sum(r["cpu"] for r in later) / max(1, sum(r["requests"] for r in later))
 
 
+def later_poll_figures(later: list[dict], requests_target: str) -> None:
+    """The later polls' worst time against the API bound and requests against ceil(N/20)."""
+    figure(
+        "later poll time / API bound (requests / service limit), worst",
+        max(r["seconds"] / (r["requests"] / SERVICE_LIMIT) for r in later),
+        "<= 1.2",
+    )
+    figure(
+        "requests per poll / ceil(N/20), later polls, worst",
+        max(r["requests"] / math.ceil(max(1, r["jobs"]) / 20) for r in later),
+        requests_target,
+    )
+
+
 async def large_tenant(jobs: int, latency: float, rounds: int) -> list[dict]:
     with simulator_with(
         "--running",
@@ -117,16 +131,7 @@ async def large_tenant(jobs: int, latency: float, rounds: int) -> list[dict]:
         f"{[r['requests'] for r in results]}, seconds {[round(r['seconds'], 1) for r in results]}"
     )
     figure("first poll time / 60 s interval", results[0]["seconds"] / 60.0, "<= 1.0")
-    figure(
-        "later poll time / API bound (requests / service limit), worst",
-        max(r["seconds"] / (r["requests"] / SERVICE_LIMIT) for r in later),
-        "<= 1.2",
-    )
-    figure(
-        "requests per poll / ceil(N/20), later polls, worst",
-        max(r["requests"] / math.ceil(max(1, r["jobs"]) / 20) for r in later),
-        "<= 1.2",
-    )
+    later_poll_figures(later, requests_target="<= 1.2")
     figure(
         "throttled requests / all requests, later polls, worst",
         100 * max(r["throttled"] / max(1, r["requests"]) for r in later),
@@ -197,16 +202,7 @@ async def dense_tenant(latency: float, descending: bool, rounds: int) -> list[di
     )
     figure("polls good / polls", good / len(results), "= 1.0")
     figure("first poll time / 60 s interval", results[0]["seconds"] / 60.0, "<= 1.0")
-    figure(
-        "later poll time / API bound (requests / service limit), worst",
-        max(r["seconds"] / (r["requests"] / SERVICE_LIMIT) for r in later),
-        "<= 1.2",
-    )
-    figure(
-        "requests per poll / ceil(N/20), later polls, worst",
-        max(r["requests"] / math.ceil(max(1, r["jobs"]) / 20) for r in later),
-        "<= 1.3",
-    )
+    later_poll_figures(later, requests_target="<= 1.3")
     return results
 
 

@@ -18,7 +18,7 @@ from exporter.api.wire.quotas import LIST_QUOTAS_ACTION
 from exporter.config import Config, ConfigError, Target
 from exporter.metrics.rendering import MetricsRenderer
 from exporter.metrics_wiring import exporter_metrics
-from exporter.polling.publish.quota_snapshot import PartStatus, QuotaStore
+from exporter.polling.publish.quota_snapshot import QuotaStore
 from exporter.polling.publish.snapshot import SnapshotStore
 from exporter.polling.schedule.poller import TargetPoller
 from exporter.polling.schedule.quota_poller import QuotaPoller
@@ -121,17 +121,10 @@ def quota_schedule(quota_pollers: list[QuotaPoller], store: QuotaStore) -> list[
         )
         for on, operation, run, interval in parts:
             if on:
-                ended = last_ended(status.part(operation))
+                ended = status.part(operation).last_ended
                 due = None if ended is None else ended + interval
                 polls.append(ScheduledPoll(f"{operation} {name}", run, interval, due))
     return polls
-
-
-def last_ended(part: PartStatus) -> float | None:
-    """When the part's last poll ended (Unix seconds), good or not; None if it never ran."""
-    ends = [part.last_success, part.last_failure.at if part.last_failure else None]
-    known = [end for end in ends if end is not None]
-    return max(known) if known else None
 
 
 async def run_once(config: Config) -> int:

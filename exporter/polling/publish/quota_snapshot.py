@@ -29,6 +29,13 @@ class PartStatus:
     last_success: float | None = None
     last_failure: PollFailure | None = None
 
+    @property
+    def last_ended(self) -> float | None:
+        """When the part's last poll ended (Unix seconds), good or not; None if it never ran."""
+        failed = self.last_failure.at if self.last_failure is not None else None
+        ends = [end for end in (self.last_success, failed) if end is not None]
+        return max(ends) if ends else None
+
 
 @dataclass(frozen=True, slots=True)
 class QuotaStatus:
